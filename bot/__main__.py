@@ -1,0 +1,104 @@
+"""Command line: `greenlight` (or `python -m bot`) runs the bot; `greenlight migrate` upgrades the DB.
+
+This is the only module that reads `.env` and the process environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from dotenv import load_dotenv
+
+from bot.config import ConfigError, Settings
+from bot.security import install_redaction
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # httpx logs every request URL at INFO; keep it at WARNING unless debugging (no secrets are in
+    # URLs, but the noise drowns our own logs).
+    if settings.log_level != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_redaction(settings.secrets())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+def load_settings() -> Settings:
+    """Load .env (without overriding the real environment) and validate; exit 2 naming problems."""
+    load_dotenv(dotenv_path=os.environ.get("GREENLIGHT_ENV_FILE", ".env"), override=False)
+    try:
+        return Settings.from_env(os.environ)
+    except ConfigError as err:
+        print(f"greenlight: {err}", file=sys.stderr)  # noqa: T201 - the user needs this before logging exists
+        print("See .env.example and the README for every setting.", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+
+
+def run(settings: Settings) -> None:
+    """Run the HTTP server, the workers and (when configured) the Socket Mode connection."""
+    import uvicorn
+
+    from bot.app import create_runtime
+
+    log = logging.getLogger("bot")
+    runtime = create_runtime(settings)
+    runtime.start()
+    socket_handler: Any = None
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_handler = SocketModeHandler(runtime.bolt, settings.slack_app_token)
+        threading.Thread(target=socket_handler.connect, name="greenlight-socket-mode", daemon=True).start()
+        log.info("Slack: Socket Mode")
+    else:
+        log.info("Slack: HTTP mode, requests at POST /slack/events")
+    log.info("Greenlight listening on %s:%s (providers: %s)", settings.host, settings.port,
+             ", ".join(sorted(runtime.services.posts.providers)) or "none")
+    config = uvicorn.Config(runtime.asgi, host=settings.host, port=settings.port, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        if socket_handler is not None:
+            socket_handler.close()
+        runtime.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `greenlight` console script."""
+    parser = argparse.ArgumentParser(prog="greenlight", description="Approve social posts in Slack.")
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "migrate", "check"),
+                        help="run the bot (default), migrate the database, or check the settings")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    _configure_logging(settings)
+    if args.command == "migrate":
+        from bot.db import make_engine, migrate
+
+        migrate(make_engine(settings.database_url))
+        logging.getLogger("bot").info("database is at the latest migration")
+        return
+    if args.command == "check":
+        logging.getLogger("bot").info("settings are valid: %r", settings)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    run(settings)
+
+
+if __name__ == "__main__":
+    main()

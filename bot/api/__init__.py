@@ -1,0 +1,1 @@
+"""HTTP clients for the post providers (Choppity, Reap): vendor JSON in, domain objects out."""

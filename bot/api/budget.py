@@ -1,0 +1,122 @@
+"""Client-side request budget shared by everything that calls one provider account.
+
+User actions, webhook processing and the reconciler all draw from one moving window (via the
+`limits` library), so background work can never starve a click: background callers only take a
+slot while more than `reserve` slots remain. The provider's own `X-RateLimit-*` headers are fed
+back in, so several replicas (each with its own in-memory window) still back off when the shared
+server-side budget runs out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from enum import Enum
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+
+class Priority(Enum):
+    """Who is asking: a person waiting, or a background job."""
+
+    INTERACTIVE = "interactive"
+    BACKGROUND = "background"
+
+
+class BudgetExhausted(Exception):
+    """No slot became free before the caller's deadline."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate budget exhausted; next slot in {wait:.1f}s")
+        self.wait = wait
+
+
+class RateBudget:
+    """A per-minute request budget with a reserve kept for interactive calls."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        key: str,
+        reserve_fraction: float = 0.25,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._key = key
+        self._reserve = max(0, min(per_minute - 1, round(per_minute * reserve_fraction)))
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+        self._server_blocked_until = 0.0
+        self.acquired = 0
+
+    def _try(self, priority: Priority) -> float:
+        """Take a slot and return 0, or return how long to wait before trying again."""
+        with self._lock:
+            now = self._clock()
+            if now < self._server_blocked_until:
+                return self._server_blocked_until - now
+            stats = self._limiter.get_window_stats(self._item, self._key)
+            floor = self._reserve if priority is Priority.BACKGROUND else 0
+            if stats.remaining > floor and self._limiter.hit(self._item, self._key):
+                self.acquired += 1
+                return 0.0
+            return max(0.05, stats.reset_time - now)
+
+    def acquire(self, priority: Priority = Priority.INTERACTIVE, *, max_wait: float = 30.0) -> None:
+        """Block until a slot is free; raise BudgetExhausted if that would take over `max_wait`."""
+        deadline = self._clock() + max_wait
+        while True:
+            wait = self._try(priority)
+            if wait == 0.0:
+                return
+            if self._clock() + wait > deadline:
+                raise BudgetExhausted(wait)
+            self._sleep(min(wait, 1.0))
+
+    def remaining(self) -> int:
+        """Slots left in the current window (for metrics and tests)."""
+        with self._lock:
+            return int(self._limiter.get_window_stats(self._item, self._key).remaining)
+
+    def observe(self, headers: Mapping[str, str], status: int) -> None:
+        """Learn from the provider's rate-limit headers (shared across every replica)."""
+        remaining = headers.get("x-ratelimit-remaining")
+        reset = headers.get("x-ratelimit-reset")
+        retry_after = headers.get("retry-after")
+        now = self._clock()
+        until = 0.0
+        if status == 429 and retry_after is not None:
+            until = now + parse_retry_after(retry_after, now)
+        if remaining is not None and reset is not None and remaining.strip() == "0":
+            try:
+                until = max(until, float(reset))
+            except ValueError:
+                pass
+        if status == 429 and until <= now:
+            until = now + 1.0
+        if until > now:
+            with self._lock:
+                # Cap at two minutes so a bogus header can't stall us for hours.
+                self._server_blocked_until = max(self._server_blocked_until, min(until, now + 120.0))
+
+
+def parse_retry_after(value: str, now: float) -> float:
+    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date), never negative."""
+    value = value.strip()
+    if value.isdigit() and len(value) < 10:
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 1.0

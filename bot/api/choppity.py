@@ -1,0 +1,288 @@
+"""Choppity posts API client (apis.md Part A): one httpx client, typed results, one error tree.
+
+Reads, edits and cancels are retried (tenacity) on connection errors, 5xx and 429, honouring
+`Retry-After`, within a deadline. Publishing is not idempotent on Choppity's side, so it is only
+retried when the request provably never left (connect errors) or was refused with 429; any other
+failure surfaces as `ApiUnavailable(sent=True)` / `ApiOutcomeUnknown` for the caller to reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from bot.api.budget import Priority, RateBudget, parse_retry_after
+from bot.api.errors import (
+    ApiBadRequest,
+    ApiError,
+    ApiNotFound,
+    ApiOutcomeUnknown,
+    ApiRateLimited,
+    ApiRejected,
+    ApiUnauthorized,
+    ApiUnavailable,
+)
+from bot.domain import Platform, PostContent, PostStatus, RemotePost
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "Choppity"
+# Longest Retry-After we are willing to sleep through inside one call; longer waits are handed
+# back to the job queue so a worker thread is not parked for minutes.
+MAX_INLINE_RETRY_AFTER = 5.0
+
+
+def _unavailable(message: str, *, sent: bool, status: int | None = None) -> ApiUnavailable:
+    cls = ApiOutcomeUnknown if sent and status is None else ApiUnavailable
+    return cls(message, provider="choppity", status=status, sent=sent)
+
+
+def was_sent(err: ApiError) -> bool:
+    """Whether the request may have reached Choppity (so a publish may have happened)."""
+    return isinstance(err, ApiUnavailable) and err.sent
+
+
+def ms_to_datetime(value: Any) -> datetime | None:
+    """Choppity timestamps are Unix milliseconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_post(data: dict[str, Any]) -> RemotePost:
+    """Translate Choppity's post JSON into a RemotePost; unknown fields are ignored."""
+    try:
+        platform = Platform(str(data.get("platform", "")).lower())
+        status = PostStatus(str(data.get("status", "")).lower())
+    except ValueError as exc:
+        raise ApiUnavailable(
+            f"Choppity returned a post Greenlight does not understand ({exc})", provider="choppity"
+        ) from exc
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return RemotePost(
+        id=str(data["id"]),
+        clip_id=str(data.get("clip_id") or ""),
+        platform=platform,
+        status=status,
+        content=PostContent.from_dict(data),
+        scheduled_at=ms_to_datetime(data.get("scheduled_at")),
+        published_at=ms_to_datetime(data.get("published_at")),
+        published_url=str(data["published_url"]) if data.get("published_url") else None,
+        error=str(error) if error else None,
+    )
+
+
+class ChoppityClient:
+    """Typed access to the Choppity v1 posts API."""
+
+    provider = "choppity"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        budget: RateBudget,
+        *,
+        retry_deadline: float = 20.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._http = http
+        self.budget = budget
+        self._retry_deadline = retry_deadline
+        self._sleep = sleep
+        self.calls = 0
+
+    @classmethod
+    def build(cls, *, base_url: str, api_key: str, budget: RateBudget, timeout: float = 10.0) -> ChoppityClient:
+        """A client with explicit timeouts and the key in a header (never in a URL)."""
+        http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Key {api_key}", "Accept": "application/json", "User-Agent": "greenlight/0.1"},
+            timeout=httpx.Timeout(connect=min(3.0, timeout), read=timeout, write=timeout, pool=min(5.0, timeout)),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+        return cls(http, budget)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def ping(self) -> str:
+        """Check the credential; returns the team id."""
+        body = self._call("GET", "/v1/ping", priority=Priority.BACKGROUND)
+        return str(body.get("team_id", ""))
+
+    def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> list[RemotePost]:
+        """Every post of a clip, in any state."""
+        body = self._call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority)
+        posts = body.get("posts")
+        if not isinstance(posts, list):
+            raise ApiUnavailable("Choppity returned an unexpected answer for the clip's posts", provider="choppity")
+        return [parse_post(p) for p in posts if isinstance(p, dict)]
+
+    def get_post(self, post_id: str, *, priority: Priority = Priority.INTERACTIVE) -> RemotePost:
+        """One post as Choppity has it now."""
+        return self._post_of(self._call("GET", f"/v1/posts/{_seg(post_id)}", priority=priority), post_id)
+
+    def update_post(self, post_id: str, changes: dict[str, Any]) -> RemotePost:
+        """PUT only the changed fields; returns the updated post."""
+        body = self._call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE)
+        if "post" not in body:
+            return self.get_post(post_id)
+        return self._post_of(body, post_id)
+
+    def publish_post(self, post_id: str, scheduled_at: datetime | None = None) -> RemotePost:
+        """Publish now, or schedule when `scheduled_at` is given. Never blindly retried."""
+        payload: dict[str, Any] = {}
+        if scheduled_at is not None:
+            payload["scheduled_at"] = int(scheduled_at.timestamp() * 1000)
+        body = self._call(
+            "POST", f"/v1/posts/{_seg(post_id)}/publish", json=payload, priority=Priority.INTERACTIVE, idempotent=False
+        )
+        if "post" not in body:
+            return self.get_post(post_id)
+        return self._post_of(body, post_id)
+
+    def cancel_post(self, post_id: str) -> RemotePost:
+        """DELETE (cancel) a draft, scheduled or queued post; returns its new state."""
+        body = self._call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE)
+        if "post" not in body:
+            return self.get_post(post_id)
+        return self._post_of(body, post_id)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _post_of(self, body: dict[str, Any], post_id: str) -> RemotePost:
+        post = body.get("post")
+        if not isinstance(post, dict):
+            raise ApiUnavailable("Choppity returned an unexpected answer for the post", provider="choppity")
+        post.setdefault("id", post_id)
+        return parse_post(post)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        priority: Priority,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, ApiRateLimited):
+                return exc.retry_after <= MAX_INLINE_RETRY_AFTER
+            if isinstance(exc, ApiUnavailable):
+                return idempotent or not was_sent(exc)
+            return False
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = wait_exponential_jitter(initial=0.3, max=4.0)(state)
+            if isinstance(exc, ApiRateLimited):
+                return max(exc.retry_after, 0.0) + min(backoff, 0.5)
+            return backoff
+
+        kwargs: dict[str, Any] = {}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            wait=wait,
+            stop=stop_after_attempt(4) | stop_after_delay(self._retry_deadline),
+            reraise=True,
+            **kwargs,
+        )
+        result: dict[str, Any] = retrying(self._once, method, path, json, priority)
+        return result
+
+    def _once(self, method: str, path: str, json: Any, priority: Priority) -> dict[str, Any]:
+        self.budget.acquire(priority)
+        self.calls += 1
+        try:
+            response = self._http.request(method, path, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _unavailable(f"Couldn't reach Choppity ({type(exc).__name__})", sent=False) from exc
+        except httpx.TimeoutException as exc:
+            raise _unavailable("Choppity didn't answer in time", sent=True) from exc
+        except httpx.TransportError as exc:
+            raise _unavailable(f"The connection to Choppity broke ({type(exc).__name__})", sent=True) from exc
+        self.budget.observe(response.headers, response.status_code)
+        log.debug("choppity %s %s -> %s", method, path, response.status_code)
+        if response.status_code < 300:
+            if not response.content:
+                return {}
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise _unavailable("Choppity returned a response that is not JSON", sent=True, status=response.status_code) from exc
+            return body if isinstance(body, dict) else {}
+        raise self._error_for(response)
+
+    def _error_for(self, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        code: str | None = None
+        message = ""
+        try:
+            body = response.json()
+            err = body.get("error") if isinstance(body, dict) else None
+            if isinstance(err, dict):
+                code = str(err.get("code") or "") or None
+                message = str(err.get("message") or "")
+            elif isinstance(err, str):
+                message = err
+        except ValueError:
+            message = response.text[:200]
+        message = " ".join(message.split())[:300] or response.reason_phrase or f"HTTP {status}"
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after", ""), _now())
+            reset = response.headers.get("x-ratelimit-reset")
+            if "retry-after" not in response.headers and reset:
+                try:
+                    retry_after = max(0.0, float(reset) - _now())
+                except ValueError:
+                    retry_after = 1.0
+            return ApiRateLimited(
+                f"Choppity is rate limiting Greenlight; try again in {max(1, round(retry_after))} s.",
+                retry_after=retry_after,
+                provider="choppity",
+                code=code,
+            )
+        if status in (401, 403):
+            return ApiUnauthorized(
+                f"Choppity refused Greenlight's credentials ({status}: {message}). An admin needs to check CHOPPITY_API_KEY.",
+                provider="choppity",
+                status=status,
+                code=code,
+            )
+        if status == 404:
+            return ApiNotFound(f"Choppity couldn't find it: {message}", provider="choppity", status=status, code=code)
+        if 400 <= status < 500:
+            return ApiBadRequest(f"Choppity said: {message}", provider="choppity", status=status, code=code)
+        if status >= 500:
+            return _unavailable(f"Choppity had a problem ({status}: {message})", sent=True, status=status)
+        return ApiRejected(f"Choppity answered {status}: {message}", provider="choppity", status=status, code=code)
+
+
+def _seg(value: str) -> str:
+    """Quote an id for use as one path segment (ids come from users and webhooks)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

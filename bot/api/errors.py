@@ -1,0 +1,67 @@
+"""One exception tree for every provider call, so callers decide by kind, not by vendor.
+
+    ApiError                      anything that went wrong talking to a provider
+    ├── ApiUnavailable            worth retrying later: connection errors, timeouts, 5xx
+    │   └── ApiOutcomeUnknown     the request was sent but no answer came back; a
+    │                             non-idempotent call (publish) must be re-read, never re-sent
+    ├── ApiRateLimited            429; `retry_after` seconds says when to try again
+    └── ApiRejected               the provider said no (4xx); retrying will not help
+        ├── ApiUnauthorized       401/403: the API key is wrong or lacks permission
+        ├── ApiNotFound           404: unknown id (or one owned by another team)
+        └── ApiBadRequest         400/409/422: validation or an illegal state transition
+
+Every error carries `user_message`: plain words safe to show in Slack (no secrets, no URLs
+with credentials).
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base class: a provider call failed."""
+
+    def __init__(self, user_message: str, *, provider: str = "", status: int | None = None, code: str | None = None) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.provider = provider
+        self.status = status
+        self.code = code
+
+
+class ApiUnavailable(ApiError):
+    """Transient: connection failure, timeout or 5xx. `sent` says whether the request may have
+    reached the provider (False only for connect errors, where retrying any call is safe)."""
+
+    def __init__(
+        self, user_message: str, *, provider: str = "", status: int | None = None, code: str | None = None, sent: bool = True
+    ) -> None:
+        super().__init__(user_message, provider=provider, status=status, code=code)
+        self.sent = sent
+
+
+class ApiOutcomeUnknown(ApiUnavailable):
+    """The request reached the wire but no answer arrived; the side effect may have happened."""
+
+
+class ApiRateLimited(ApiError):
+    """The provider answered 429."""
+
+    def __init__(self, user_message: str, *, retry_after: float, provider: str = "", status: int | None = 429, code: str | None = None) -> None:
+        super().__init__(user_message, provider=provider, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class ApiRejected(ApiError):
+    """The provider refused the request (4xx other than 429)."""
+
+
+class ApiUnauthorized(ApiRejected):
+    """401/403."""
+
+
+class ApiNotFound(ApiRejected):
+    """404."""
+
+
+class ApiBadRequest(ApiRejected):
+    """400/409/422."""

@@ -1,0 +1,197 @@
+"""Wiring: build every component from Settings. Nothing connects at import time.
+
+`create_runtime(settings)` returns a `Runtime` holding the Bolt app, the ASGI app, the job workers
+and the background loops; `Runtime.start()` starts the threads, `Runtime.stop()` stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.models.views import View
+from sqlalchemy import Engine
+
+from bot.api.budget import RateBudget
+from bot.api.choppity import ChoppityClient
+from bot.config import Settings
+from bot.db import create_all, make_engine, migrate
+from bot.jobs import JobRunner
+from bot.listeners import register_listeners
+from bot.models import Post
+from bot.services.access import Approvers
+from bot.services.cards import SlackDelivery
+from bot.services.events import EventService, Reconciler
+from bot.services.overview import Overview
+from bot.services.posts import PostProvider, PostService
+
+log = logging.getLogger(__name__)
+
+
+class ReapImporter(Protocol):
+    """What the slash command needs from the Reap service."""
+
+    def import_project(self, project_id: str, *, actor: str | None = None) -> str: ...
+
+
+@dataclass
+class Services:
+    """Everything listeners and HTTP routes call into."""
+
+    settings: Settings
+    engine: Engine
+    slack: WebClient
+    posts: PostService
+    events: EventService
+    overview: Overview
+    runner: JobRunner
+    reap: ReapImporter | None = None
+    # Provider-specific edit modals (provider -> builder taking the Post row); default: Choppity's.
+    edit_modals: dict[str, Callable[[Post], View]] = field(default_factory=dict)
+    # Extra listener registrations contributed by optional providers.
+    registrars: list[Callable[[App], None]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Runtime:
+    """A fully wired Greenlight process."""
+
+    settings: Settings
+    services: Services
+    bolt: App
+    reconciler: Reconciler
+    background: list[Any] = field(default_factory=list)
+    _started: bool = False
+
+    @property
+    def asgi(self) -> Any:
+        """The Starlette app serving /slack/events, webhooks and /healthz."""
+        from bot.server import build_asgi
+
+        return build_asgi(self)
+
+    def start(self) -> None:
+        """Start job workers and background loops."""
+        if self._started:
+            return
+        self._started = True
+        self.services.runner.start()
+        self.reconciler.start()
+        for loop in self.background:
+            loop.start()
+
+    def stop(self) -> None:
+        """Stop background threads and close HTTP clients."""
+        if not self._started:
+            return
+        self._started = False
+        self.services.runner.stop()
+        self.reconciler.stop()
+        for loop in self.background:
+            loop.stop()
+        for provider in self.services.posts.providers.values():
+            close = getattr(provider, "close", None)
+            if close:
+                close()
+
+
+def make_slack_client(settings: Settings) -> WebClient:
+    """A WebClient for the configured (or fake) Slack API, with short timeouts.
+
+    Rate limits are not retried here by sleeping: card updates go through the job queue, which
+    re-runs them after Slack's Retry-After instead of blocking a thread.
+    """
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+    )
+
+
+def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
+    """Build a Greenlight process from settings (migrating the database if configured)."""
+    engine = engine or make_engine(settings.database_url)
+    if settings.auto_migrate:
+        migrate(engine)
+    else:
+        create_all(engine) if os.environ.get("GREENLIGHT_CREATE_ALL") == "1" else None
+
+    slack = make_slack_client(settings)
+    providers: dict[str, PostProvider] = {}
+    if settings.choppity_api_key:
+        budget = RateBudget(settings.choppity_requests_per_minute, key="choppity")
+        providers["choppity"] = ChoppityClient.build(
+            base_url=settings.choppity_api_url,
+            api_key=settings.choppity_api_key,
+            budget=budget,
+            timeout=settings.http_timeout_seconds,
+        )
+
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    runner = JobRunner(engine, {}, threads=settings.worker_threads, poll_seconds=settings.worker_poll_seconds)
+    approvers = Approvers(settings.approvers, slack)
+    posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
+    events = EventService(engine, posts, wake=runner.wake)
+    delivery = SlackDelivery(engine, slack, settings)
+    overview = Overview(engine, settings, slack)
+    runner.handlers.update(delivery.handlers())
+    runner.handlers.update(posts.handlers())
+    runner.handlers.update(events.handlers())
+    runner.on_give_up = posts.give_up
+    services = Services(
+        settings=settings, engine=engine, slack=slack, posts=posts, events=events, overview=overview, runner=runner
+    )
+    services.extra["delivery"] = delivery
+
+    background: list[Any] = []
+    from bot.services.reminders import Reminders
+
+    background.append(Reminders(engine, settings, approvers, wake=runner.wake, holder=holder))
+    if settings.reap_api_key:
+        from bot.services.reap import install_reap
+
+        # Registers the Reap provider, its job handlers, edit modal, listeners and webhook route.
+        background.extend(install_reap(services, holder=holder))
+
+    bolt = create_bolt_app(settings, services)
+    reconciler = Reconciler(engine, settings, wake=runner.wake, holder=holder)
+    return Runtime(settings=settings, services=services, bolt=bolt, reconciler=reconciler, background=background)
+
+
+def create_bolt_app(settings: Settings, services: Services) -> App:
+    """The Bolt app with every listener registered."""
+    app = App(
+        token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        client=make_slack_client(settings),
+        token_verification_enabled=False,
+        process_before_response=False,
+        # Bolt's default pool has 5 threads; post-ack work must never keep the 6th click from
+        # being acknowledged.
+        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
+        raise_error_for_unhandled_request=False,
+    )
+    register_listeners(app, services)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        kind = body.get("type") or body.get("command") or "request"
+        log.error("unhandled error while handling a Slack %s: %s", kind, error, exc_info=error)
+        return None
+
+    return app
+
+
+_socket_lock = threading.Lock()

@@ -1,0 +1,236 @@
+"""One settings object, read once from the environment; fails fast naming what is wrong.
+
+Only `bot.__main__` calls `load_dotenv()`; nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_CHOPPITY_API_URL = "https://api2.choppity.com"
+DEFAULT_REAP_API_URL = "https://public.reap.video/api/v1/automation"
+DEFAULT_DATABASE_URL = "sqlite:///greenlight.db"
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """Raised with every problem found, one per line, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Greenlight's configuration. Secrets are excluded from repr so they never reach a log."""
+
+    slack_bot_token: str = field(repr=False)
+    slack_signing_secret: str = field(repr=False)
+    slack_channel_id: str
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    choppity_api_key: str | None = field(default=None, repr=False)
+    choppity_api_url: str = DEFAULT_CHOPPITY_API_URL
+    choppity_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    reap_api_key: str | None = field(default=None, repr=False)
+    reap_api_url: str = DEFAULT_REAP_API_URL
+    reap_webhook_token: str | None = field(default=None, repr=False)
+    reap_integrations: tuple[str, ...] = ()
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    host: str = "0.0.0.0"
+    port: int = 3000
+    log_level: str = "INFO"
+    approvers: tuple[str, ...] = ()
+    required_approvals: int = 1
+    allow_self_approval: bool = False
+    editors_can_edit: bool = True
+    remind_after_hours: float = 24.0
+    reconcile_interval_seconds: float = 60.0
+    choppity_requests_per_minute: int = 60
+    reap_requests_per_minute: int = 10
+    worker_threads: int = 4
+    worker_poll_seconds: float = 0.5
+    auto_migrate: bool = True
+    http_timeout_seconds: float = 10.0
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is configured, else HTTP mode."""
+        return bool(self.slack_app_token)
+
+    @property
+    def choppity_enabled(self) -> bool:
+        """Choppity is served when its API key is set."""
+        return bool(self.choppity_api_key)
+
+    @property
+    def reap_enabled(self) -> bool:
+        """Reap is served when its API key is set."""
+        return bool(self.reap_api_key)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.choppity_api_key,
+            self.reap_api_key,
+            self.reap_webhook_token,
+            *self.choppity_webhook_secrets,
+        ]
+        return [v for v in values if v]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; raise ConfigError listing every problem."""
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        def required(name: str, hint: str) -> str:
+            value = get(name)
+            if value is None:
+                problems.append(f"{name} is missing ({hint})")
+                return ""
+            return value
+
+        def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be a whole number, got {raw!r}")
+                return default
+            if value < minimum or (maximum is not None and value > maximum):
+                bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+                problems.append(f"{name} must be {bound}, got {value}")
+                return default
+            return value
+
+        def number(name: str, default: float, minimum: float = 0.0) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                problems.append(f"{name} must be a number, got {raw!r}")
+                return default
+            if value < minimum:
+                problems.append(f"{name} must be >= {minimum}, got {value}")
+                return default
+            return value
+
+        def boolean(name: str, default: bool) -> bool:
+            raw = get(name)
+            if raw is None:
+                return default
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            problems.append(f"{name} must be true or false, got {raw!r}")
+            return default
+
+        def csv(name: str) -> tuple[str, ...]:
+            raw = get(name)
+            if raw is None:
+                return ()
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+        def url(name: str, default: str) -> str:
+            value = get(name) or default
+            if not re.match(r"^https?://[^\s/]+", value):
+                problems.append(f"{name} must be an http(s) URL, got {value!r}")
+            return value
+
+        bot_token = required("SLACK_BOT_TOKEN", "the xoxb- bot token from OAuth & Permissions")
+        if bot_token and not bot_token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN must start with xoxb-")
+        signing_secret = required("SLACK_SIGNING_SECRET", "from Basic Information > App Credentials")
+        channel = required("SLACK_CHANNEL_ID", "the id (C…) of the review channel")
+        if channel and not re.fullmatch(r"[CG][A-Z0-9]{2,}", channel):
+            problems.append(f"SLACK_CHANNEL_ID must be a channel id like C0123ABCD, got {channel!r}")
+        app_token = get("SLACK_APP_TOKEN")
+        if app_token and not app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must start with xapp- (or be unset for HTTP mode)")
+
+        choppity_key = get("CHOPPITY_API_KEY")
+        reap_key = get("REAP_API_KEY")
+        if not choppity_key and not reap_key:
+            problems.append("CHOPPITY_API_KEY or REAP_API_KEY is missing (set at least one provider)")
+        webhook_secrets = csv("CHOPPITY_WEBHOOK_SECRET")
+        if choppity_key and not webhook_secrets:
+            problems.append(
+                "CHOPPITY_WEBHOOK_SECRET is missing (shown once when you create the webhook in "
+                "Choppity; several comma-separated secrets are accepted during rotation)"
+            )
+        reap_token = get("REAP_WEBHOOK_TOKEN")
+        if reap_token is not None and len(reap_token) < 16:
+            problems.append("REAP_WEBHOOK_TOKEN must be at least 16 characters (it guards an unsigned webhook)")
+
+        approvers = csv("APPROVERS")
+        for approver in approvers:
+            if not re.fullmatch(r"[USW][A-Z0-9]{2,}", approver):
+                problems.append(f"APPROVERS entries must be user ids (U…) or user-group ids (S…), got {approver!r}")
+
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+
+        database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if database_url.startswith("postgres://"):
+            database_url = "postgresql://" + database_url[len("postgres://") :]
+        if database_url.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship.
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+        if not (database_url.startswith("sqlite") or database_url.startswith("postgresql")):
+            problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+
+        settings = cls(
+            slack_bot_token=bot_token,
+            slack_signing_secret=signing_secret,
+            slack_channel_id=channel,
+            slack_app_token=app_token,
+            slack_api_url=url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+            choppity_api_key=choppity_key,
+            choppity_api_url=url("CHOPPITY_API_URL", DEFAULT_CHOPPITY_API_URL).rstrip("/"),
+            choppity_webhook_secrets=webhook_secrets,
+            reap_api_key=reap_key,
+            reap_api_url=url("REAP_API_URL", DEFAULT_REAP_API_URL).rstrip("/"),
+            reap_webhook_token=reap_token,
+            reap_integrations=csv("REAP_INTEGRATIONS"),
+            database_url=database_url,
+            host=get("HOST") or "0.0.0.0",
+            port=integer("PORT", 3000, 0, 65535),
+            log_level=log_level,
+            approvers=approvers,
+            required_approvals=integer("REQUIRED_APPROVALS", 1, 1, 10),
+            allow_self_approval=boolean("ALLOW_SELF_APPROVAL", False),
+            editors_can_edit=boolean("EDITORS_CAN_EDIT", True),
+            remind_after_hours=number("REMIND_AFTER_HOURS", 24.0),
+            reconcile_interval_seconds=number("RECONCILE_INTERVAL_SECONDS", 60.0, 0.05),
+            choppity_requests_per_minute=integer("CHOPPITY_REQUESTS_PER_MINUTE", 60, 1, 600),
+            reap_requests_per_minute=integer("REAP_REQUESTS_PER_MINUTE", 10, 1, 600),
+            worker_threads=integer("WORKER_THREADS", 4, 1, 64),
+            worker_poll_seconds=number("WORKER_POLL_SECONDS", 0.5, 0.01),
+            auto_migrate=boolean("AUTO_MIGRATE", True),
+            http_timeout_seconds=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
+        )
+        if problems:
+            raise ConfigError(problems)
+        return settings

@@ -1,0 +1,167 @@
+"""Engine, migrations and the queries that must be atomic across processes.
+
+State transitions are compare-and-set UPDATEs (`... WHERE status = :expected`) so that they hold
+across replicas on PostgreSQL and across threads on SQLite, without in-process locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from bot.models import AuditEvent, Post, WebhookEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL and a busy timeout so threads wait instead of failing."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # One connection per checkout keeps SQLite's locking simple under many threads.
+            poolclass=NullPool,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin_immediate(conn: Any) -> None:
+            # Take the write lock up front: read-then-write transactions then wait on
+            # busy_timeout instead of failing with SQLITE_BUSY on lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_no_autobegin(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection_engine"] = engine
+    command.upgrade(cfg, "head")
+
+
+def create_all(engine: Engine) -> None:
+    """Create tables directly from the models (used when migrations are turned off)."""
+    import bot.models  # noqa: F401  (register tables)
+
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def ping(engine: Engine) -> bool:
+    """True when the database answers."""
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        log.warning("database ping failed", exc_info=True)
+        return False
+
+
+# -- posts --------------------------------------------------------------------------------------
+
+
+def get_post(session: Session, post_id: int) -> Post | None:
+    """A post by Greenlight's id."""
+    return session.get(Post, post_id)
+
+
+def find_post(session: Session, *, provider: str, external_id: str) -> Post | None:
+    """A post by the provider's id."""
+    return session.exec(select(Post).where(Post.provider == provider, Post.external_id == external_id)).first()
+
+
+def insert_post_if_new(session: Session, post: Post) -> bool:
+    """Insert unless (provider, external_id) exists; True when this call created it."""
+    try:
+        with session.begin_nested():
+            session.add(post)
+            session.flush()
+        return True
+    except IntegrityError:
+        return False
+
+
+def claim_post_action(
+    session: Session,
+    *,
+    post_id: int,
+    action: str,
+    user: str,
+    allowed_statuses: tuple[str, ...],
+    now: datetime | None = None,
+) -> bool:
+    """Compare-and-set: mark a post as having `action` in flight, only if none is and its status
+    is one of `allowed_statuses`. Exactly one concurrent caller gets True."""
+    result = session.execute(
+        update(Post)
+        .where(
+            Post.id == post_id,  # type: ignore[arg-type]
+            Post.pending_action.is_(None),  # type: ignore[union-attr]
+            Post.status.in_(allowed_statuses),  # type: ignore[attr-defined]
+        )
+        .values(pending_action=action, pending_by=user, pending_since=now or utcnow(), updated_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def add_audit(
+    session: Session, *, post_id: int | None, actor: str | None, action: str, outcome: str, detail: str | None = None
+) -> None:
+    """Append one audit row (in the caller's transaction)."""
+    session.add(AuditEvent(post_id=post_id, actor=actor, action=action, outcome=outcome, detail=detail))
+
+
+def record_webhook(session: Session, *, event_id: str, provider: str, type_: str, payload: dict[str, Any]) -> bool:
+    """Record a webhook delivery; False when this id was seen before."""
+    try:
+        with session.begin_nested():
+            session.add(WebhookEvent(id=f"{provider}:{event_id}", provider=provider, type=type_, payload=payload))
+            session.flush()
+        return True
+    except IntegrityError:
+        return False

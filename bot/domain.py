@@ -1,0 +1,260 @@
+"""Provider-neutral domain types: what a post is, whatever system drafted it.
+
+The API clients translate vendor JSON into these; the Slack builders and the service layer only
+ever see these. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Provider(StrEnum):
+    """Where a draft comes from."""
+
+    CHOPPITY = "choppity"
+    REAP = "reap"
+
+
+class Platform(StrEnum):
+    """Social platforms a post can target."""
+
+    YOUTUBE = "youtube"
+    TIKTOK = "tiktok"
+    INSTAGRAM = "instagram"
+    LINKEDIN = "linkedin"
+    X = "x"
+
+    @property
+    def label(self) -> str:
+        """Human label, e.g. "YouTube"."""
+        return PLATFORM_LABELS[self]
+
+
+PLATFORM_LABELS: dict[Platform, str] = {
+    Platform.YOUTUBE: "YouTube",
+    Platform.TIKTOK: "TikTok",
+    Platform.INSTAGRAM: "Instagram",
+    Platform.LINKEDIN: "LinkedIn",
+    Platform.X: "X",
+}
+
+# Caption limits of the destination platforms (apis.md Part C); we enforce them before any write.
+CAPTION_LIMITS: dict[Platform, int] = {
+    Platform.YOUTUBE: 5000,
+    Platform.TIKTOK: 2200,
+    Platform.INSTAGRAM: 2200,
+    Platform.LINKEDIN: 3000,
+    Platform.X: 280,
+}
+YOUTUBE_TITLE_LIMIT = 100
+
+
+class PostStatus(StrEnum):
+    """Lifecycle of a post as the provider reports it."""
+
+    DRAFT = "draft"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Terminal states never move back (webhooks may arrive late or out of order)."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({PostStatus.PUBLISHED, PostStatus.FAILED, PostStatus.CANCELLED})
+
+
+class PendingAction(StrEnum):
+    """A user action accepted by Greenlight and not yet confirmed by the provider."""
+
+    PUBLISH = "publish"
+    SCHEDULE = "schedule"
+    CANCEL = "cancel"
+    EDIT = "edit"
+
+
+# TikTok privacy levels (TikTok Content Posting API values, as Choppity uses them).
+TIKTOK_PRIVACY_LEVELS: dict[str, str] = {
+    "PUBLIC_TO_EVERYONE": "Everyone",
+    "MUTUAL_FOLLOW_FRIENDS": "Friends",
+    "FOLLOWER_OF_CREATOR": "Followers",
+    "SELF_ONLY": "Only me",
+}
+
+# The five TikTok toggles, in the order the card and the modal show them.
+TIKTOK_TOGGLES: dict[str, str] = {
+    "disable_comment": "Comments off",
+    "disable_duet": "Duet off",
+    "disable_stitch": "Stitch off",
+    "brand_content_toggle": "Branded content (paid partnership)",
+    "brand_organic_toggle": "Promotes own brand",
+}
+
+# YouTube video categories (YouTube Data API videoCategories, region US, assignable ones).
+YOUTUBE_CATEGORIES: dict[str, str] = {
+    "1": "Film & Animation",
+    "2": "Autos & Vehicles",
+    "10": "Music",
+    "15": "Pets & Animals",
+    "17": "Sports",
+    "19": "Travel & Events",
+    "20": "Gaming",
+    "22": "People & Blogs",
+    "23": "Comedy",
+    "24": "Entertainment",
+    "25": "News & Politics",
+    "26": "Howto & Style",
+    "27": "Education",
+    "28": "Science & Technology",
+    "29": "Nonprofits & Activism",
+}
+
+
+@dataclass(frozen=True)
+class TikTokSettings:
+    """TikTok-only settings of a post."""
+
+    privacy_level: str = "PUBLIC_TO_EVERYONE"
+    disable_comment: bool = False
+    disable_duet: bool = False
+    disable_stitch: bool = False
+    brand_content_toggle: bool = False
+    brand_organic_toggle: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape Choppity uses."""
+        return {
+            "privacy_level": self.privacy_level,
+            "disable_comment": self.disable_comment,
+            "disable_duet": self.disable_duet,
+            "disable_stitch": self.disable_stitch,
+            "brand_content_toggle": self.brand_content_toggle,
+            "brand_organic_toggle": self.brand_organic_toggle,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TikTokSettings:
+        """Read Choppity's JSON shape, tolerating missing keys."""
+        return cls(
+            privacy_level=str(data.get("privacy_level") or "PUBLIC_TO_EVERYONE"),
+            **{k: bool(data.get(k, False)) for k in TIKTOK_TOGGLES},
+        )
+
+
+@dataclass(frozen=True)
+class YouTubeSettings:
+    """YouTube-only settings of a post."""
+
+    category_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape Choppity uses."""
+        return {"category_id": self.category_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> YouTubeSettings:
+        """Read Choppity's JSON shape."""
+        cid = data.get("category_id")
+        return cls(category_id=str(cid) if cid is not None else None)
+
+
+@dataclass(frozen=True)
+class PostContent:
+    """What will be posted: the part of a post people review and edit."""
+
+    caption: str
+    title: str | None = None
+    youtube: YouTubeSettings | None = None
+    tiktok: TikTokSettings | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise for storage."""
+        out: dict[str, Any] = {"caption": self.caption}
+        if self.title is not None:
+            out["title"] = self.title
+        if self.youtube is not None:
+            out["youtube"] = self.youtube.to_dict()
+        if self.tiktok is not None:
+            out["tiktok"] = self.tiktok.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PostContent:
+        """Inverse of to_dict; also reads Choppity's post JSON directly."""
+        yt = data.get("youtube")
+        tt = data.get("tiktok")
+        title = data.get("title")
+        return cls(
+            caption=str(data.get("caption") or ""),
+            title=str(title) if title is not None else None,
+            youtube=YouTubeSettings.from_dict(yt) if isinstance(yt, dict) else None,
+            tiktok=TikTokSettings.from_dict(tt) if isinstance(tt, dict) else None,
+        )
+
+    def changes_from(self, old: PostContent) -> dict[str, Any]:
+        """Fields that differ from `old`, in the provider's update shape (only changed fields)."""
+        diff: dict[str, Any] = {}
+        if self.caption != old.caption:
+            diff["caption"] = self.caption
+        if self.title != old.title and self.title is not None:
+            diff["title"] = self.title
+        if self.youtube is not None and self.youtube != old.youtube:
+            diff["youtube"] = self.youtube.to_dict()
+        if self.tiktok is not None and self.tiktok != old.tiktok:
+            diff["tiktok"] = self.tiktok.to_dict()
+        return diff
+
+    def with_changes(self, **kwargs: Any) -> PostContent:
+        """A copy with some fields replaced."""
+        return replace(self, **kwargs)
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    """A post as the provider has it right now."""
+
+    id: str
+    clip_id: str
+    platform: Platform
+    status: PostStatus
+    content: PostContent
+    scheduled_at: datetime | None = None
+    published_at: datetime | None = None
+    published_url: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything the Slack card of one post shows; built by the service from the database."""
+
+    post_id: int
+    provider: Provider
+    external_id: str
+    clip_id: str
+    platform: Platform
+    status: PostStatus
+    content: PostContent
+    pending_action: PendingAction | None = None
+    pending_by: str | None = None
+    scheduled_at: datetime | None = None
+    published_at: datetime | None = None
+    published_url: str | None = None
+    error: str | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    cancelled_by: str | None = None
+    last_activity: str | None = None
+    approvals: tuple[str, ...] = ()
+    required_approvals: int = 1
+    # Reap: target accounts shown on the card ("YouTube · My Channel"), and extra notes.
+    targets: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)

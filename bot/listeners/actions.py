@@ -1,0 +1,208 @@
+"""Card buttons. Publish/Approve record the intent durably, then ack; modals open right away
+(the trigger_id expires in 3 s) with a loading view that is filled in once data is fetched."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.api.errors import ApiError
+from bot.db import get_post, session_scope
+from bot.domain import PendingAction, Platform, PostContent, PostStatus
+from bot.models import utcnow
+from bot.services.posts import ALLOWED_FROM
+from bot.slack.modals import cancel_modal, edit_modal, loading_modal, next_full_hour, schedule_modal
+from bot.slack.notices import notice_modal
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[..., None]
+
+
+def _post_id(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body["actions"][0]["value"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _channel(body: dict[str, Any], services: Services) -> str:
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    return str(channel or services.settings.slack_channel_id)
+
+
+def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
+    """Ephemeral note to the clicker; failures are logged, never raised into Bolt."""
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as err:
+        log.warning("could not send ephemeral message: %s", err.response.get("error"))
+
+
+def publish(services: Services) -> Listener:
+    """Publish button: one click publishes now (after the required approvals)."""
+
+    def handle_publish(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        if post_id is None:
+            ack()
+            return
+        result = services.posts.request(post_id, user, PendingAction.PUBLISH, channel=channel)
+        ack()
+        if not result.accepted:
+            _tell(client, channel, user, result.message)
+
+    return handle_publish
+
+
+def approve(services: Services) -> Listener:
+    """Approve button (only shown when several approvals are required)."""
+
+    def handle_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        if post_id is None:
+            ack()
+            return
+        result = services.posts.approve(post_id, user, channel=channel)
+        ack()
+        if not result.accepted:
+            _tell(client, channel, user, result.message)
+
+    return handle_approve
+
+
+def _open_loading(client: WebClient, trigger_id: str, title: str) -> str | None:
+    try:
+        response = client.views_open(trigger_id=trigger_id, view=loading_modal(title).to_dict())
+        return str(response["view"]["id"])
+    except SlackApiError as err:
+        log.warning("views.open failed: %s", err.response.get("error"))
+        return None
+
+
+def _show(client: WebClient, view_id: str, view: Any) -> None:
+    try:
+        client.views_update(view_id=view_id, view=view.to_dict())
+    except SlackApiError as err:
+        log.warning("views.update failed: %s", err.response.get("error"))
+
+
+def open_edit_modal(services: Services) -> Listener:
+    """Edit button: a modal prefilled from the post as the provider has it now."""
+
+    def handle_edit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        if post_id is None:
+            return
+        if not services.settings.editors_can_edit:
+            refusal = services.posts._refuse_non_approver(user, "edit")
+            if refusal:
+                _tell(client, channel, user, refusal)
+                return
+        view_id = _open_loading(client, body["trigger_id"], "Edit draft")
+        if view_id is None:
+            return
+        try:
+            post = services.posts.refresh_for_edit(post_id)
+        except LookupError:
+            _show(client, view_id, notice_modal("Edit draft", "Greenlight doesn't know this post any more."))
+            return
+        except ApiError as err:
+            _show(client, view_id, notice_modal("Edit draft", f"⚠️ Couldn't load the post. {err.user_message}"))
+            return
+        if post.status != PostStatus.DRAFT or post.pending_action:
+            _show(client, view_id, notice_modal("Edit draft", services.posts._why_not(post, PendingAction.EDIT)))
+            return
+        assert post.id is not None
+        builder = services.edit_modals.get(post.provider)
+        if builder is not None:
+            _show(client, view_id, builder(post))
+        else:
+            _show(client, view_id, edit_modal(post.id, Platform(post.platform), PostContent.from_dict(post.content)))
+
+    return handle_edit
+
+
+def _user_tz(client: WebClient, user: str) -> tuple[str, str]:
+    try:
+        info = client.users_info(user=user)["user"]
+        return str(info.get("tz") or "UTC"), str(info.get("tz_label") or info.get("tz") or "UTC")
+    except (SlackApiError, KeyError) as err:
+        log.warning("users.info failed; scheduling in UTC: %s", err)
+        return "UTC", "UTC"
+
+
+def open_schedule_modal(services: Services) -> Listener:
+    """Schedule button: a date-time picker in the clicker's time zone."""
+
+    def handle_schedule(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        if post_id is None:
+            return
+        refusal = services.posts._refuse_non_approver(user, "schedule")
+        if refusal:
+            _tell(client, channel, user, refusal)
+            return
+        view_id = _open_loading(client, body["trigger_id"], "Schedule post")
+        if view_id is None:
+            return
+        with session_scope(services.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                _show(client, view_id, notice_modal("Schedule post", "Greenlight doesn't know this post any more."))
+                return
+            if post.status != PostStatus.DRAFT or post.pending_action:
+                _show(client, view_id, notice_modal("Schedule post", services.posts._why_not(post, PendingAction.SCHEDULE)))
+                return
+        tz_name, tz_label = _user_tz(client, user)
+        # The default must itself be valid: the next full hour that is at least 5 minutes away.
+        initial = next_full_hour(utcnow() + timedelta(minutes=5), tz_name)
+        _show(client, view_id, schedule_modal(post_id, tz_name, tz_label, initial))
+
+    return handle_schedule
+
+
+def open_cancel_modal(services: Services) -> Listener:
+    """Cancel button: a confirmation modal with an optional reason."""
+
+    def handle_cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        if post_id is None:
+            return
+        refusal = services.posts._refuse_non_approver(user, "cancel")
+        if refusal:
+            _tell(client, channel, user, refusal)
+            return
+        with session_scope(services.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                _tell(client, channel, user, "Greenlight doesn't know this post any more.")
+                return
+            if post.status not in ALLOWED_FROM[PendingAction.CANCEL] or post.pending_action:
+                _tell(client, channel, user, services.posts._why_not(post, PendingAction.CANCEL))
+                return
+            label, status = Platform(post.platform).label, post.status
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=cancel_modal(post_id, label, status).to_dict())
+        except SlackApiError as err:
+            log.warning("views.open failed: %s", err.response.get("error"))
+
+    return handle_cancel
+
+
+def acknowledge_link(ack: Ack) -> None:
+    """Link buttons ("Open card") navigate in the client; Slack still expects an ack."""
+    ack()

@@ -1,0 +1,226 @@
+"""Delivering cards and messages to Slack, through the job queue.
+
+Nothing here calls Slack inside a request handler: state changes enqueue a `sync_card` job (one
+pending per post, so bursts of changes collapse into one `chat.update` that renders the latest
+state) and `slack_message` jobs for thread replies and ephemeral notes. A 429 puts the job back
+with Slack's `Retry-After`; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.db import get_post, session_scope
+from bot.domain import Card, PendingAction, Platform, PostContent, PostStatus, Provider
+from bot.jobs import Retry, enqueue
+from bot.models import Approval, Job, Post, utcnow
+from bot.slack.blocks import card_message
+
+log = logging.getLogger(__name__)
+
+SYNC_CARD = "sync_card"
+SLACK_MESSAGE = "slack_message"
+
+
+def request_card_sync(session: Session, post_id: int) -> None:
+    """Ask for the post's card to be (re)rendered; collapses with any pending request."""
+    enqueue(session, SYNC_CARD, post_id=post_id, dedupe_key=f"card:{post_id}", priority=2)
+
+
+def request_thread_reply(session: Session, post_id: int, text: str) -> None:
+    """Queue a short reply in the card's thread (posted once the card exists)."""
+    enqueue(session, SLACK_MESSAGE, post_id=post_id, payload={"mode": "thread", "text": text}, priority=6)
+
+
+def request_ephemeral(session: Session, *, channel: str, user: str, text: str, post_id: int | None = None) -> None:
+    """Queue a message only `user` sees, in `channel`."""
+    enqueue(
+        session,
+        SLACK_MESSAGE,
+        post_id=post_id,
+        payload={"mode": "ephemeral", "channel": channel, "user": user, "text": text},
+        priority=3,
+    )
+
+
+def approvals_for(session: Session, post: Post) -> tuple[str, ...]:
+    """Users who approved the post's current content version, oldest first."""
+    rows = session.exec(
+        select(Approval.user_id)
+        .where(Approval.post_id == post.id, Approval.content_version == post.content_version)
+        .order_by(col(Approval.created_at))
+    ).all()
+    return tuple(rows)
+
+
+def card_for(session: Session, post: Post, settings: Settings) -> Card:
+    """The Card (view model) for a post, from the database."""
+    assert post.id is not None
+    extra = post.extra or {}
+    return Card(
+        post_id=post.id,
+        provider=Provider(post.provider),
+        external_id=post.external_id,
+        clip_id=post.clip_id,
+        platform=Platform(post.platform),
+        status=PostStatus(post.status),
+        content=PostContent.from_dict(post.content),
+        pending_action=PendingAction(post.pending_action) if post.pending_action else None,
+        pending_by=post.pending_by,
+        scheduled_at=post.scheduled_at,
+        published_at=post.published_at,
+        published_url=post.published_url,
+        error=post.error,
+        approved_by=post.approved_by,
+        approved_at=post.approved_at,
+        cancelled_by=post.cancelled_by,
+        last_activity=post.last_activity,
+        approvals=approvals_for(session, post),
+        required_approvals=settings.required_approvals,
+        targets=tuple(extra.get("target_labels", ())),
+        notes=tuple(extra.get("notes", ())),
+    )
+
+
+def _retry_after(err: SlackApiError) -> float | None:
+    response = err.response
+    if response.status_code == 429 or response.get("error") == "ratelimited":
+        raw = response.headers.get("Retry-After") or response.headers.get("retry-after") or "1"
+        try:
+            return max(0.5, float(raw))
+        except ValueError:
+            return 1.0
+    return None
+
+
+class SlackDelivery:
+    """Job handlers that talk to the Slack Web API."""
+
+    def __init__(self, engine: Engine, slack: WebClient, settings: Settings) -> None:
+        self.engine = engine
+        self.slack = slack
+        self.settings = settings
+        # Per-channel pause after a 429 on chat.postMessage, so a burst of new cards is paced at
+        # what Slack allows instead of hammering it (shared by this process's worker threads).
+        self._channel_paused_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.ratelimited = 0
+
+    def handlers(self) -> dict[str, Any]:
+        """Job kind -> handler."""
+        return {SYNC_CARD: self.sync_card, SLACK_MESSAGE: self.send_message}
+
+    def _pause(self, channel: str, seconds: float) -> None:
+        with self._lock:
+            self._channel_paused_until[channel] = max(
+                self._channel_paused_until.get(channel, 0.0), time.monotonic() + seconds
+            )
+
+    def _paused_for(self, channel: str) -> float:
+        with self._lock:
+            return max(0.0, self._channel_paused_until.get(channel, 0.0) - time.monotonic())
+
+    def sync_card(self, job: Job) -> None:
+        """Post the card if it has no message yet, else update it in place."""
+        assert job.post_id is not None
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            if post is None:
+                log.warning("card sync for unknown post %s", job.post_id)
+                return
+            text, blocks = card_message(card_for(session, post, self.settings))
+            channel = post.channel_id or self.settings.slack_channel_id
+            ts = post.message_ts
+            if ts is None and self._other_sync_running(session, job):
+                # Two posts of one card would be worse than a short wait.
+                raise Retry("another worker is posting this card", 0.5)
+        block_dicts = [b.to_dict() for b in blocks]
+        try:
+            if ts is None:
+                wait = self._paused_for(channel)
+                if wait > 0:
+                    raise Retry("channel paused after rate limit", wait)
+                response = self.slack.chat_postMessage(
+                    channel=channel,
+                    text=text,
+                    blocks=block_dicts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    metadata={"event_type": "greenlight_post", "event_payload": {"post_id": job.post_id}},
+                )
+                with session_scope(self.engine) as session:
+                    session.execute(
+                        update(Post)
+                        .where(col(Post.id) == job.post_id, col(Post.message_ts).is_(None))
+                        .values(channel_id=response["channel"], message_ts=response["ts"])
+                        .execution_options(synchronize_session=False)
+                    )
+            else:
+                self.slack.chat_update(channel=channel, ts=ts, text=text, blocks=block_dicts)
+        except SlackApiError as err:
+            retry_after = _retry_after(err)
+            if retry_after is not None:
+                self.ratelimited += 1
+                if ts is None:
+                    self._pause(channel, retry_after)
+                raise Retry("slack rate limited", retry_after) from err
+            error = err.response.get("error")
+            if ts is not None and error in ("message_not_found", "cant_update_message", "channel_not_found"):
+                # The card was deleted in Slack: post a fresh one rather than lose the post.
+                log.warning("card of post %s is gone (%s); posting a new one", job.post_id, error)
+                with session_scope(self.engine) as session:
+                    session.execute(
+                        update(Post)
+                        .where(col(Post.id) == job.post_id)
+                        .values(message_ts=None, channel_id=None)
+                        .execution_options(synchronize_session=False)
+                    )
+                raise Retry("card missing; reposting", 0.0) from err
+            raise
+
+    def _other_sync_running(self, session: Session, job: Job) -> bool:
+        """Whether another worker is syncing this card right now (it may be posting it)."""
+        other = session.exec(
+            select(Job.id).where(
+                Job.dedupe_key == f"card:{job.post_id}",
+                Job.status == "running",
+                Job.id != job.id,
+                col(Job.locked_until) > utcnow(),
+            )
+        ).first()
+        return other is not None
+
+    def send_message(self, job: Job) -> None:
+        """Send a thread reply (once the card exists) or an ephemeral message."""
+        payload = job.payload
+        text = str(payload.get("text", ""))[:3900]
+        try:
+            if payload.get("mode") == "ephemeral":
+                self.slack.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=text)
+                return
+            assert job.post_id is not None
+            with session_scope(self.engine) as session:
+                post = get_post(session, job.post_id)
+                if post is None:
+                    return
+                channel, ts = post.channel_id, post.message_ts
+            if ts is None or channel is None:
+                raise Retry("card not posted yet", 1.0)
+            self.slack.chat_postMessage(channel=channel, thread_ts=ts, text=text, unfurl_links=False)
+        except SlackApiError as err:
+            retry_after = _retry_after(err)
+            if retry_after is not None:
+                raise Retry("slack rate limited", retry_after) from err
+            if err.response.get("error") in ("user_not_in_channel", "channel_not_found", "not_in_channel"):
+                log.warning("could not deliver message for post %s: %s", job.post_id, err.response.get("error"))
+                return
+            raise

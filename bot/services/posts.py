@@ -1,0 +1,550 @@
+"""Use cases on posts: card new drafts, accept clicks, and carry them out against the provider.
+
+A click never calls the provider directly. `request()` checks who is asking, flips the post into
+"<action> in progress" with a compare-and-set UPDATE and writes the job, all in one transaction,
+before Slack is acknowledged. The job (`run_action`) then calls the provider; a publish that may
+have reached the provider but got no answer is re-read before any second attempt, never re-sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+
+from bot.api.budget import BudgetExhausted, Priority
+from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
+from bot.config import Settings
+from bot.db import add_audit, claim_post_action, find_post, get_post, insert_post_if_new, session_scope
+from bot.domain import PendingAction, Platform, PostContent, PostStatus, RemotePost
+from bot.jobs import Retry, enqueue
+from bot.models import Approval, Post, utcnow
+from bot.services.access import ApproverLookupFailed, Approvers
+from bot.services.cards import approvals_for, request_card_sync, request_ephemeral, request_thread_reply
+
+log = logging.getLogger(__name__)
+
+POST_ACTION = "post_action"
+REFRESH_POST = "refresh_post"
+# A publish whose outcome is unknown is re-read this many times before we give up and say so.
+MAX_ACTION_ATTEMPTS = 6
+
+ALLOWED_FROM: dict[PendingAction, tuple[str, ...]] = {
+    PendingAction.PUBLISH: (PostStatus.DRAFT,),
+    PendingAction.SCHEDULE: (PostStatus.DRAFT,),
+    PendingAction.EDIT: (PostStatus.DRAFT,),
+    PendingAction.CANCEL: (PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.SCHEDULED),
+}
+
+VERB_ING: dict[str, str] = {
+    PendingAction.PUBLISH: "published",
+    PendingAction.SCHEDULE: "scheduled",
+    PendingAction.EDIT: "edited",
+    PendingAction.CANCEL: "cancelled",
+}
+
+
+class PostProvider(Protocol):
+    """What the service needs from a provider client (Choppity today)."""
+
+    provider: str
+
+    def list_clip_posts(self, clip_id: str, *, priority: Priority = ...) -> list[RemotePost]: ...
+
+    def get_post(self, post_id: str, *, priority: Priority = ...) -> RemotePost: ...
+
+    def update_post(self, post_id: str, changes: dict[str, Any]) -> RemotePost: ...
+
+    def publish_post(self, post_id: str, scheduled_at: datetime | None = None) -> RemotePost: ...
+
+    def cancel_post(self, post_id: str) -> RemotePost: ...
+
+
+@dataclass
+class ActionResult:
+    """What to tell the person who clicked."""
+
+    accepted: bool
+    message: str = ""
+
+
+@dataclass
+class ImportSummary:
+    """Outcome of `/greenlight clip <id>` or a draft webhook."""
+
+    clip_id: str
+    carded: list[RemotePost] = field(default_factory=list)
+    already: list[RemotePost] = field(default_factory=list)
+    not_drafts: list[RemotePost] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The ephemeral summary shown to the person who ran the command."""
+        lines: list[str] = []
+        n = len(self.carded)
+        if n:
+            platforms = ", ".join(p.platform.label for p in self.carded)
+            lines.append(f"Posted {n} draft{'s' if n != 1 else ''} for clip `{self.clip_id}` ({platforms}).")
+        elif self.already:
+            lines.append(f"Nothing new for clip `{self.clip_id}`: every draft already has a card.")
+        else:
+            lines.append(f"Clip `{self.clip_id}` has no drafts to review.")
+        if n and self.already:
+            lines.append(f"{len(self.already)} draft(s) already had a card.")
+        for post in self.not_drafts:
+            lines.append(f"• {post.platform.label}: {post.status.value} (not a draft, no card)")
+        return "\n".join(lines)
+
+
+def describe_changes(old: PostContent, new: PostContent) -> str:
+    """Field-level summary of an edit, for the audit log and the thread."""
+    parts: list[str] = []
+    if new.caption != old.caption:
+        parts.append(f"caption ({len(old.caption)} → {len(new.caption)} chars)")
+    if new.title != old.title:
+        parts.append("title")
+    if new.youtube != old.youtube:
+        parts.append("category")
+    if new.tiktok is not None and old.tiktok is not None and new.tiktok != old.tiktok:
+        changed = [k for k, v in new.tiktok.to_dict().items() if old.tiktok.to_dict().get(k) != v]
+        parts.append("TikTok " + ", ".join(k.replace("_", " ") for k in changed))
+    return ", ".join(parts) or "no changes"
+
+
+def apply_remote(post: Post, remote: RemotePost) -> bool:
+    """Copy the provider's view onto our row. Terminal states never move back. True if changed."""
+    before = (post.status, post.content, post.scheduled_at, post.published_url, post.error)
+    current = PostStatus(post.status)
+    if not current.is_terminal:
+        post.status = remote.status.value
+    if not current.is_terminal or current == remote.status:
+        post.content = remote.content.to_dict()
+        post.scheduled_at = remote.scheduled_at or post.scheduled_at
+        post.published_at = remote.published_at or post.published_at
+        post.published_url = remote.published_url or post.published_url
+        post.error = remote.error or post.error
+    post.remote_checked_at = utcnow()
+    changed = before != (post.status, post.content, post.scheduled_at, post.published_url, post.error)
+    if changed:
+        post.updated_at = utcnow()
+    return changed
+
+
+def outcome_reply(post: Post) -> str | None:
+    """The thread line recording a terminal or scheduled outcome."""
+    status = PostStatus(post.status)
+    label = Platform(post.platform).label
+    if status == PostStatus.PUBLISHED:
+        link = f" <{post.published_url}|View on {label}>" if post.published_url else ""
+        return f"🚀 Published on {label}.{link}"
+    if status == PostStatus.FAILED:
+        who = f" <@{post.approved_by}>, please take a look." if post.approved_by else ""
+        return f"❌ Publishing to {label} failed: {post.error or 'no reason given'}.{who}"
+    if status == PostStatus.SCHEDULED and post.scheduled_at:
+        ts = int(post.scheduled_at.timestamp())
+        return f"🗓 Scheduled for <!date^{ts}^{{date_short_pretty}} at {{time}}|{post.scheduled_at.isoformat()}>."
+    if status == PostStatus.CANCELLED:
+        return f"🚫 Cancelled{f' by <@{post.cancelled_by}>' if post.cancelled_by else ''}."
+    return None
+
+
+class PostService:
+    """Card drafts, accept actions, run them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        providers: dict[str, PostProvider],
+        approvers: Approvers,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.providers = providers
+        self.approvers = approvers
+        self.wake = wake
+
+    def handlers(self) -> dict[str, Callable[..., None]]:
+        """Job kind -> handler."""
+        return {POST_ACTION: self.run_action, REFRESH_POST: self.refresh}
+
+    def provider_for(self, post: Post) -> PostProvider:
+        """The client serving this post's provider."""
+        try:
+            return self.providers[post.provider]
+        except KeyError:
+            raise ApiUnavailable(
+                f"{post.provider.title()} is not configured on this Greenlight", provider=post.provider
+            ) from None
+
+    # -- drafts -------------------------------------------------------------------------------
+
+    def import_clip(self, provider: str, clip_id: str, *, actor: str | None = None) -> ImportSummary:
+        """Card every draft of a clip that has no card yet (idempotent)."""
+        remote_posts = self.providers[provider].list_clip_posts(clip_id)
+        return self.card_posts(provider, clip_id, remote_posts, actor=actor)
+
+    def card_posts(
+        self, provider: str, clip_id: str, remote_posts: list[RemotePost], *, actor: str | None = None
+    ) -> ImportSummary:
+        """Create rows and cards for drafts; refresh rows we already track."""
+        summary = ImportSummary(clip_id=clip_id)
+        with session_scope(self.engine) as session:
+            for remote in remote_posts:
+                existing = find_post(session, provider=provider, external_id=remote.id)
+                if existing is not None:
+                    if apply_remote(existing, remote):
+                        request_card_sync(session, existing.id)  # type: ignore[arg-type]
+                    (summary.already if remote.status == PostStatus.DRAFT else summary.not_drafts).append(remote)
+                    continue
+                if remote.status != PostStatus.DRAFT:
+                    summary.not_drafts.append(remote)
+                    continue
+                row = Post(
+                    provider=provider,
+                    external_id=remote.id,
+                    clip_id=remote.clip_id or clip_id,
+                    platform=remote.platform.value,
+                    status=remote.status.value,
+                    content=remote.content.to_dict(),
+                    channel_id=self.settings.slack_channel_id,
+                    remote_checked_at=utcnow(),
+                )
+                if insert_post_if_new(session, row):
+                    add_audit(session, post_id=row.id, actor=actor, action="carded", outcome="ok", detail=remote.id)
+                    request_card_sync(session, row.id)  # type: ignore[arg-type]
+                    summary.carded.append(remote)
+                else:
+                    summary.already.append(remote)
+        self.wake()
+        return summary
+
+    def refresh_for_edit(self, post_id: int) -> Post:
+        """Re-read a post from its provider (never trust a stale copy) and return our row."""
+        with session_scope(self.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                raise LookupError(post_id)
+            provider = self.provider_for(post)
+            external_id = post.external_id
+        remote = provider.get_post(external_id)
+        with session_scope(self.engine) as session:
+            post = get_post(session, post_id)
+            assert post is not None
+            if apply_remote(post, remote):
+                request_card_sync(session, post_id)
+            session.flush()
+            session.expunge(post)
+        self.wake()
+        return post
+
+    # -- accepting actions ---------------------------------------------------------------------
+
+    def request(
+        self,
+        post_id: int,
+        user: str,
+        action: PendingAction,
+        *,
+        channel: str,
+        payload: dict[str, Any] | None = None,
+    ) -> ActionResult:
+        """Accept (or refuse) a person's action; when accepted, the job is durably queued."""
+        if action != PendingAction.EDIT or not self.settings.editors_can_edit:
+            refusal = self._refuse_non_approver(user, action)
+            if refusal:
+                self._audit_denied(post_id, user, action, refusal)
+                return ActionResult(False, refusal)
+        with session_scope(self.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                return ActionResult(False, "Greenlight doesn't know this post any more.")
+            if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE) and self.settings.required_approvals > 1:
+                have = approvals_for(session, post)
+                if len(have) < self.settings.required_approvals and post.pending_action is None:
+                    return ActionResult(
+                        False,
+                        f"This post needs {self.settings.required_approvals} approvals before it can be "
+                        f"{VERB_ING[action]}; it has {len(have)}.",
+                    )
+            if not claim_post_action(
+                session, post_id=post_id, action=action.value, user=user, allowed_statuses=ALLOWED_FROM[action]
+            ):
+                session.refresh(post)
+                request_card_sync(session, post_id)  # the card may be showing stale buttons
+                return ActionResult(False, self._why_not(post, action))
+            job_payload = {"action": action.value, "user": user, "channel": channel, **(payload or {})}
+            enqueue(session, POST_ACTION, post_id=post_id, payload=job_payload, priority=3)
+            add_audit(session, post_id=post_id, actor=user, action=action.value, outcome="requested")
+            request_card_sync(session, post_id)
+        self.wake()
+        return ActionResult(True)
+
+    def approve(self, post_id: int, user: str, *, channel: str) -> ActionResult:
+        """Record one approval of the current version (several may be required)."""
+        refusal = self._refuse_non_approver(user, "approve")
+        if refusal:
+            self._audit_denied(post_id, user, "approve", refusal)
+            return ActionResult(False, refusal)
+        with session_scope(self.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                return ActionResult(False, "Greenlight doesn't know this post any more.")
+            if post.status != PostStatus.DRAFT or post.pending_action is not None:
+                return ActionResult(False, self._why_not(post, PendingAction.PUBLISH))
+            if post.last_editor == user and not self.settings.allow_self_approval:
+                add_audit(session, post_id=post_id, actor=user, action="approve", outcome="denied", detail="self-approval")
+                return ActionResult(False, "You made the last edit, so someone else needs to approve this version.")
+            if user in approvals_for(session, post):
+                return ActionResult(False, "You already approved this version.")
+            session.add(Approval(post_id=post_id, user_id=user, content_version=post.content_version))
+            add_audit(session, post_id=post_id, actor=user, action="approve", outcome="ok", detail=f"v{post.content_version}")
+            count = len(approvals_for(session, post)) + 1
+            post.last_activity = f"👍 Approved by <@{user}> ({count}/{self.settings.required_approvals})"
+            request_thread_reply(session, post_id, f"👍 <@{user}> approved ({count}/{self.settings.required_approvals}).")
+            request_card_sync(session, post_id)
+        self.wake()
+        return ActionResult(True)
+
+    def _refuse_non_approver(self, user: str, action: str) -> str | None:
+        try:
+            if self.approvers.is_approver(user):
+                return None
+        except ApproverLookupFailed:
+            return "Greenlight couldn't check the approver list with Slack just now, so nothing was changed. Try again in a minute."
+        verb = {"approve": "approve", "publish": "publish", "schedule": "schedule", "cancel": "cancel", "edit": "edit"}[
+            str(action)
+        ]
+        return f"Only approvers can {verb} posts. Approvers: {self.approvers.describe()}."
+
+    def _audit_denied(self, post_id: int, user: str, action: str, reason: str) -> None:
+        with session_scope(self.engine) as session:
+            add_audit(session, post_id=post_id, actor=user, action=str(action), outcome="denied", detail=reason[:500])
+
+    def _why_not(self, post: Post, action: PendingAction) -> str:
+        if post.pending_action:
+            who = f" by <@{post.pending_by}>" if post.pending_by else ""
+            return f"This post is already being {VERB_ING.get(post.pending_action, post.pending_action)}{who}."
+        status = PostStatus(post.status)
+        if status == PostStatus.PUBLISHED:
+            return "This post is already published."
+        if status == PostStatus.CANCELLED:
+            return "This post was cancelled."
+        if status == PostStatus.FAILED:
+            return f"This post failed to publish ({post.error or 'no reason given'}) and can't be changed from Slack."
+        if status in (PostStatus.QUEUED, PostStatus.SCHEDULED):
+            return f"This post is already {status.value}; only Cancel is still possible."
+        return f"This post is {status.value}, so it can't be {VERB_ING[action]}."
+
+    # -- running actions (job handler) ---------------------------------------------------------
+
+    def run_action(self, job: Any) -> None:
+        """Carry out an accepted action against the provider, exactly once."""
+        action = PendingAction(job.payload["action"])
+        user = str(job.payload["user"])
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            if post is None or post.pending_action != action.value or post.pending_by != user:
+                return  # finished already (crash after commit, before the job was marked done)
+            provider = self.provider_for(post)
+            external_id = post.external_id
+            old_content = PostContent.from_dict(post.content)
+        try:
+            remote = self._call(provider, action, external_id, job, old_content)
+        except BudgetExhausted as exc:
+            raise Retry("rate budget exhausted", exc.wait) from exc
+        except ApiRateLimited as exc:
+            if job.attempts < MAX_ACTION_ATTEMPTS:
+                raise Retry("provider rate limited", exc.retry_after) from exc
+            self._fail(job, action, user, exc)
+            return
+        except ApiUnavailable as exc:
+            if job.attempts < MAX_ACTION_ATTEMPTS:
+                if exc.sent and action in (PendingAction.PUBLISH, PendingAction.SCHEDULE) and job.attempts == 1:
+                    with session_scope(self.engine) as session:
+                        add_audit(
+                            session, post_id=job.post_id, actor=user, action=action.value,
+                            outcome="unknown", detail=exc.user_message,
+                        )
+                raise Retry(exc.user_message, min(30.0, 1.5 * 2 ** (job.attempts - 1))) from exc
+            self._fail(job, action, user, exc)
+            return
+        except ApiRejected as exc:
+            self._fail(job, action, user, exc)
+            return
+        self._succeed(job, action, user, remote, old_content)
+
+    def _call(
+        self, provider: PostProvider, action: PendingAction, external_id: str, job: Any, old: PostContent
+    ) -> RemotePost:
+        if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
+            if job.attempts > 1:
+                # A previous attempt may have reached the provider: ask before publishing again.
+                current = provider.get_post(external_id)
+                if current.status != PostStatus.DRAFT:
+                    return current
+            when = None
+            if action == PendingAction.SCHEDULE:
+                when = datetime.fromtimestamp(int(job.payload["scheduled_at"]), tz=UTC)
+            return provider.publish_post(external_id, when)
+        if action == PendingAction.CANCEL:
+            return provider.cancel_post(external_id)
+        new = PostContent.from_dict(job.payload["content"])
+        changes = new.changes_from(old)
+        # Providers with settings beyond PostContent (Reap: tags, targets) pass them alongside.
+        changes.update(job.payload.get("provider_changes") or {})
+        if not changes:
+            return provider.get_post(external_id)
+        return provider.update_post(external_id, changes)
+
+    def _succeed(self, job: Any, action: PendingAction, user: str, remote: RemotePost, old: PostContent) -> None:
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            assert post is not None
+            apply_remote(post, remote)
+            post.pending_action = post.pending_by = None
+            post.pending_since = None
+            detail = remote.status.value
+            reply: str | None = None
+            if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
+                post.approved_by, post.approved_at = user, now
+                if remote.status == PostStatus.SCHEDULED:
+                    post.last_activity = f"🗓 Scheduled by <@{user}>"
+                    reply = outcome_reply(post)
+                    reply = f"{reply[:-1]} by <@{user}>." if reply else None
+                else:
+                    post.last_activity = f"✅ Approved by <@{user}>"
+                    reply = f"✅ <@{user}> approved; Choppity has it {remote.status.value}."
+            elif action == PendingAction.CANCEL:
+                post.cancelled_by = user
+                post.cancel_reason = job.payload.get("reason")
+                post.last_activity = f"🚫 Cancelled by <@{user}>"
+                reason = job.payload.get("reason")
+                reply = f"🚫 <@{user}> cancelled this post." + (f" Reason: {reason}" if reason else "")
+                detail = f"cancelled; reason: {reason}" if reason else "cancelled"
+            else:
+                new = remote.content
+                summary = describe_changes(old, new)
+                detail = summary
+                if new != old:
+                    post.content_version += 1
+                    post.last_editor = user
+                    post.last_activity = f"✏️ Edited by <@{user}>"
+                    reply = f"✏️ <@{user}> edited {summary}."
+                    if self.settings.required_approvals > 1 and approvals_for_version(session, post.id, post.content_version - 1):
+                        reply += " Approvals were reset; this version needs new approvals."
+            add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="ok", detail=detail)
+            if reply:
+                request_thread_reply(session, job.post_id, reply)
+            request_card_sync(session, job.post_id)
+        self.wake()
+
+    def _fail(self, job: Any, action: PendingAction, user: str, err: ApiError) -> None:
+        """Release the post, tell the person in plain words, and correct the card from the truth."""
+        remote: RemotePost | None = None
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            assert post is not None
+            provider = self.providers.get(post.provider)
+            external_id = post.external_id
+        if provider is not None and not isinstance(err, ApiNotFound):
+            try:
+                remote = provider.get_post(external_id)
+            except ApiError:
+                remote = None
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            assert post is not None
+            if remote is not None:
+                apply_remote(post, remote)
+            post.pending_action = post.pending_by = None
+            post.pending_since = None
+            label = Platform(post.platform).label
+            add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="failed", detail=err.user_message)
+            verb = {"publish": "publish", "schedule": "schedule", "cancel": "cancel", "edit": "save your edit to"}[action.value]
+            text = f"⚠️ Couldn't {verb} the {label} post. {err.user_message}"
+            if remote is not None and remote.status != PostStatus.DRAFT and action != PendingAction.CANCEL:
+                text += f" It is now {remote.status.value} on {post.provider.title()}; the card has been updated."
+            request_ephemeral(session, channel=str(job.payload.get("channel") or post.channel_id), user=user, text=text, post_id=post.id)
+            request_card_sync(session, job.post_id)
+        self.wake()
+
+    def give_up(self, job: Any, exc: BaseException) -> None:
+        """A job failed for good on an unexpected error: never leave a post stuck "in progress"."""
+        if job.kind != POST_ACTION or job.post_id is None:
+            return
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Post)
+                .where(col(Post.id) == job.post_id, col(Post.pending_action) == job.payload.get("action"))
+                .values(pending_action=None, pending_by=None, pending_since=None)
+                .execution_options(synchronize_session=False)
+            )
+            add_audit(session, post_id=job.post_id, actor=job.payload.get("user"), action=str(job.payload.get("action")),
+                      outcome="failed", detail=f"internal error: {type(exc).__name__}")
+            request_ephemeral(
+                session, channel=str(job.payload.get("channel")), user=str(job.payload.get("user")),
+                text="⚠️ Greenlight hit an internal error and could not finish that action. Nothing was published; please try again.",
+                post_id=job.post_id,
+            )
+            request_card_sync(session, job.post_id)
+        self.wake()
+
+    # -- refresh (webhooks, reconciler) -------------------------------------------------------
+
+    def refresh(self, job: Any) -> None:
+        """Re-read a post from its provider and bring its card up to date."""
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            if post is None:
+                return
+            provider = self.provider_for(post)
+            external_id = post.external_id
+        priority = Priority(job.payload.get("priority", Priority.BACKGROUND.value))
+        try:
+            remote = provider.get_post(external_id, priority=priority)
+        except BudgetExhausted as exc:
+            raise Retry("rate budget exhausted", exc.wait) from exc
+        except ApiRateLimited as exc:
+            raise Retry("provider rate limited", exc.retry_after) from exc
+        except ApiNotFound:
+            log.warning("post %s (%s) no longer exists at the provider", job.post_id, external_id)
+            return
+        self.apply_remote_update(job.post_id, remote, source=str(job.payload.get("source", "reconcile")))
+
+    def apply_remote_update(self, post_id: int, remote: RemotePost, *, source: str) -> None:
+        """Store what the provider says; on a status change, update the card and the thread."""
+        with session_scope(self.engine) as session:
+            post = get_post(session, post_id)
+            if post is None:
+                return
+            old_status = post.status
+            if not apply_remote(post, remote):
+                return
+            if post.status != old_status:
+                add_audit(session, post_id=post_id, actor=None, action=source, outcome=post.status,
+                          detail=post.error or post.published_url)
+                reply = outcome_reply(post)
+                if reply and post.status != PostStatus.CANCELLED:
+                    request_thread_reply(session, post_id, reply)
+            request_card_sync(session, post_id)
+        self.wake()
+
+    def find(self, session: Session, provider: str, external_id: str) -> Post | None:
+        """Our row for a provider post id."""
+        return find_post(session, provider=provider, external_id=external_id)
+
+
+def approvals_for_version(session: Session, post_id: int | None, version: int) -> bool:
+    """Whether any approval exists for that content version."""
+    from sqlmodel import select
+
+    return session.exec(
+        select(Approval.id).where(Approval.post_id == post_id, Approval.content_version == version)
+    ).first() is not None

@@ -1,0 +1,125 @@
+"""Reminders: a draft nobody has touched for REMIND_AFTER_HOURS gets one nudge in its thread.
+
+At most one reminder per period per post (`reminded_at`), never for decided posts, and only one
+replica runs the loop at a time (the `reminders` lease).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.db import session_scope
+from bot.domain import PostStatus
+from bot.models import Lease, Post, utcnow
+from bot.services.access import Approvers
+from bot.services.cards import request_thread_reply
+
+log = logging.getLogger(__name__)
+
+
+class Reminders:
+    """Periodic loop that nudges approvers about stale drafts."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        approvers: Approvers,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        holder: str,
+        interval: float = 300.0,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.approvers = approvers
+        self.wake = wake
+        self.holder = holder
+        self.interval = min(interval, max(1.0, settings.remind_after_hours * 3600 / 4))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """REMIND_AFTER_HOURS=0 turns reminders off."""
+        return self.settings.remind_after_hours > 0
+
+    def start(self) -> None:
+        """Run in a background thread (no-op when disabled)."""
+        if not self.enabled:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="greenlight-reminders", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep the loop alive across transient errors
+                log.exception("reminder pass failed")
+
+    def _take_lease(self) -> bool:
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            if session.get(Lease, "reminders") is None:
+                try:
+                    with session.begin_nested():
+                        session.add(Lease(name="reminders"))
+                        session.flush()
+                except Exception:  # noqa: BLE001 - created concurrently by another replica
+                    pass
+            result = session.execute(
+                update(Lease)
+                .where(
+                    col(Lease.name) == "reminders",
+                    or_(col(Lease.expires_at).is_(None), col(Lease.expires_at) < now, col(Lease.holder) == self.holder),
+                )
+                .values(holder=self.holder, expires_at=now + timedelta(seconds=self.interval * 0.9))
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def run_once(self) -> int:
+        """Send due reminders; returns how many were queued."""
+        if not self.enabled or not self._take_lease():
+            return 0
+        period = timedelta(hours=self.settings.remind_after_hours)
+        now = utcnow()
+        who = self.approvers.describe() if self.approvers.restricted else "Reviewers"
+        sent = 0
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(Post)
+                .where(
+                    col(Post.status) == PostStatus.DRAFT.value,
+                    col(Post.pending_action).is_(None),
+                    col(Post.message_ts).is_not(None),
+                    col(Post.updated_at) < now - period,
+                    or_(col(Post.reminded_at).is_(None), col(Post.reminded_at) < now - period),
+                )
+                .limit(50)
+            ).all()
+            for post in rows:
+                hours = int((now - post.updated_at).total_seconds() // 3600)
+                request_thread_reply(
+                    session, post.id or 0, f"⏰ {who}: this draft has been waiting for {hours} h. Publish, schedule or cancel it?"
+                )
+                post.reminded_at = now
+                sent += 1
+        if sent:
+            self.wake()
+        return sent

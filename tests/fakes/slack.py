@@ -1,0 +1,1118 @@
+"""A small, strict, stateful fake of the Slack Web API for end-to-end tests.
+
+Point ``slack_sdk.WebClient(token=fake.token, base_url=fake.url)`` (or a Bolt ``App`` built with such a
+client) at a running :class:`FakeSlack`. The fake keeps the messages, views and ephemerals the bot
+creates, validates Block Kit with ``slack_sdk.models`` and answers like Slack does
+(``{"ok": false, "error": ...}`` on HTTP 200), so tests can assert on what a human would see.
+
+It is deliberately stricter than Slack in one place: ``text`` is required whenever ``blocks`` are sent
+(``missing_fallback_text``), because the notification/accessibility fallback is easy to forget.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import secrets
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+__all__ = [
+    "Call",
+    "Ephemeral",
+    "FakeSlack",
+    "Message",
+    "text_of",
+]
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T1"
+APP_ID = "A0GREENLIGHT"
+PERMALINK_BASE = "https://fake.slack.test"
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_TEXT = 40_000
+MAX_VIEW_BYTES = 250_000
+RESPONSE_URL_MAX_USES = 5
+
+# Arguments that slack_sdk (or a form-encoded caller) may send as JSON strings.
+_JSON_ARGS = frozenset({"blocks", "attachments", "view", "metadata"})
+
+_TZ_LABELS = {
+    "CET": "Central European Time",
+    "CEST": "Central European Summer Time",
+    "EST": "Eastern Standard Time",
+    "EDT": "Eastern Daylight Time",
+    "CST": "Central Standard Time",
+    "CDT": "Central Daylight Time",
+    "PST": "Pacific Standard Time",
+    "PDT": "Pacific Daylight Time",
+    "IST": "India Standard Time",
+    "GMT": "Greenwich Mean Time",
+    "BST": "British Summer Time",
+    "UTC": "Coordinated Universal Time",
+    "JST": "Japan Standard Time",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Public records
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One Web API request as the fake received it (JSON-string arguments already decoded)."""
+
+    method: str
+    args: dict[str, Any]
+    at: float
+    http_status: int = 200
+    error: str | None = None
+
+
+@dataclass
+class Message:
+    """A channel message (top-level or thread reply) as currently stored."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    metadata: dict[str, Any] | None = None
+    updates: int = 0
+    user: str = BOT_USER_ID
+    reply_broadcast: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_reply(self) -> bool:
+        """True for a thread reply (not the parent)."""
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+
+@dataclass
+class Ephemeral:
+    """An ephemeral message shown to one user (never part of channel history)."""
+
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str | None
+    message_ts: str | None
+    user: str | None
+    uses: int = 0
+
+
+@dataclass
+class _FailRule:
+    error: str
+    status: int
+    retry_after: float | None
+    times: int
+
+
+class _SlackError(Exception):
+    def __init__(self, error: str, detail: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.detail = detail
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering helper
+# --------------------------------------------------------------------------------------------------
+
+_SKIP_KEYS = frozenset({"options", "option_groups", "confirm", "placeholder", "initial_options"})
+
+
+def _collect_text(node: Any, out: list[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _collect_text(item, out)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    text = node.get("text")
+    if kind in ("plain_text", "mrkdwn", "markdown", "text") and isinstance(text, str):
+        out.append(text)
+    elif kind == "link" and isinstance(node.get("url"), str):
+        out.append(text if isinstance(text, str) else node["url"])
+    elif kind == "user" and isinstance(node.get("user_id"), str):
+        out.append(f"<@{node['user_id']}>")
+    elif kind == "channel" and isinstance(node.get("channel_id"), str):
+        out.append(f"<#{node['channel_id']}>")
+    elif kind == "emoji" and isinstance(node.get("name"), str):
+        out.append(f":{node['name']}:")
+    for key, value in node.items():
+        if key in _SKIP_KEYS or (key == "text" and isinstance(value, str)):
+            continue
+        if isinstance(value, dict | list):
+            _collect_text(value, out)
+
+
+def text_of(obj: Message | Ephemeral | dict[str, Any] | list[dict[str, Any]] | None) -> str:
+    """All human-visible text of a message/view/response body's blocks, newline-joined.
+
+    Walks section text and fields, headers, context elements, button labels, rich text, markdown
+    blocks and (for views) title/submit/close. Select options, confirm dialogs and placeholders are
+    skipped. Falls back to the plain ``text`` when there are no blocks.
+    """
+    if obj is None:
+        return ""
+    if isinstance(obj, list):
+        parts: list[str] = []
+        _collect_text(obj, parts)
+        return "\n".join(parts)
+    if isinstance(obj, Message | Ephemeral):
+        blocks: Any = obj.blocks
+        fallback = obj.text
+        extra: list[Any] = []
+    else:
+        blocks = obj.get("blocks") or []
+        raw_text = obj.get("text")
+        fallback = raw_text if isinstance(raw_text, str) else ""
+        extra = [obj[k] for k in ("title", "submit", "close") if isinstance(obj.get(k), dict)]
+    parts = []
+    _collect_text(extra, parts)
+    _collect_text(blocks, parts)
+    if not blocks and fallback:
+        parts.append(fallback)
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _validate_blocks(blocks: Any, limit: int, error: str) -> list[dict[str, Any]]:
+    """Validate a list of Block Kit blocks; raise _SlackError(error, detail) on the first problem."""
+    if not isinstance(blocks, list):
+        raise _SlackError(error, "blocks must be a JSON array")
+    if len(blocks) > limit:
+        raise _SlackError(error, f"no more than {limit} blocks allowed (got {len(blocks)})")
+    block_ids: set[str] = set()
+    for index, raw in enumerate(blocks):
+        where = f"blocks[{index}]"
+        if not isinstance(raw, dict):
+            raise _SlackError(error, f"{where} must be an object")
+        kind = raw.get("type")
+        try:
+            parsed = Block.parse(copy.deepcopy(raw))
+            if parsed is None:
+                raise _SlackError(error, f"{where}: unknown block type {kind!r}")
+            normalised = parsed.to_dict()
+        except SlackObjectFormationError as exc:
+            raise _SlackError(error, f"{where} ({kind}): {exc}") from exc
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise _SlackError(error, f"{where} ({kind}): malformed block: {exc!r}") from exc
+        raw_elements = raw.get("elements")
+        parsed_elements = normalised.get("elements")
+        if isinstance(raw_elements, list) and (
+            not isinstance(parsed_elements, list)
+            or len(raw_elements) != len(parsed_elements)
+            or any(e is None for e in parsed_elements)
+        ):
+            raise _SlackError(error, f"{where} ({kind}): unknown or invalid element type")
+        for key in ("accessory", "element"):
+            if raw.get(key) is not None and not isinstance(normalised.get(key), dict):
+                raise _SlackError(error, f"{where} ({kind}): unknown or invalid {key} type")
+        block_id = raw.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not block_id:
+                raise _SlackError(error, f"{where}: block_id must be a non-empty string")
+            if block_id in block_ids:
+                raise _SlackError(error, f"{where}: duplicate block_id {block_id!r}")
+            block_ids.add(block_id)
+        action_ids: set[str] = set()
+        elements = list(raw_elements) if isinstance(raw_elements, list) else []
+        for key in ("accessory", "element"):
+            if isinstance(raw.get(key), dict):
+                elements.append(raw[key])
+        for element in elements:
+            action_id = element.get("action_id") if isinstance(element, dict) else None
+            if action_id is None:
+                continue
+            if action_id in action_ids:
+                raise _SlackError(error, f"{where}: duplicate action_id {action_id!r}")
+            action_ids.add(action_id)
+    return copy.deepcopy(blocks)
+
+
+def _validate_text(args: dict[str, Any], blocks_given: bool, *, required: bool = True) -> str | None:
+    text = args.get("text")
+    if text is not None and not isinstance(text, str):
+        raise _SlackError("invalid_arguments", "text must be a string")
+    if blocks_given and not text:
+        raise _SlackError("missing_fallback_text", "text is required alongside blocks (fake's rule)")
+    if required and not text and not blocks_given:
+        raise _SlackError("no_text")
+    if text is not None and len(text) > MAX_TEXT:
+        raise _SlackError("msg_too_long", f"text exceeds {MAX_TEXT} characters")
+    return text
+
+
+def _validate_metadata(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _SlackError("invalid_metadata_format", "metadata must be an object")
+    if raw == {}:
+        return {}
+    if not isinstance(raw.get("event_type"), str) or not raw["event_type"]:
+        raise _SlackError("invalid_metadata_format", "metadata.event_type must be a non-empty string")
+    if not isinstance(raw.get("event_payload"), dict):
+        raise _SlackError("invalid_metadata_format", "metadata.event_payload must be an object")
+    return copy.deepcopy(raw)
+
+
+def _validate_view(raw: Any, *, allowed_types: Iterable[str]) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise _SlackError("invalid_arguments", f"view is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise _SlackError("invalid_arguments", "view must be an object")
+    kinds = tuple(allowed_types)
+    if raw.get("type") not in kinds:
+        raise _SlackError("invalid_arguments", f"view.type must be one of {kinds}, got {raw.get('type')!r}")
+    if len(json.dumps(raw)) > MAX_VIEW_BYTES:
+        raise _SlackError("view_too_large")
+    try:
+        View(**copy.deepcopy(raw)).to_dict()
+    except SlackObjectFormationError as exc:
+        raise _SlackError("invalid_arguments", f"view: {exc}") from exc
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise _SlackError("invalid_arguments", f"view: malformed: {exc!r}") from exc
+    blocks = raw.get("blocks")
+    _validate_blocks(blocks if blocks is not None else [], MAX_VIEW_BLOCKS, "invalid_arguments")
+    if raw["type"] == "modal":
+        if not isinstance(raw.get("title"), dict):
+            raise _SlackError("invalid_arguments", "modal view needs a title")
+        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks or [])
+        if has_input and not raw.get("submit"):
+            raise _SlackError("invalid_arguments", "must define submit to use input block")
+    return copy.deepcopy(raw)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _tz_fields(tz: str) -> dict[str, Any]:
+    now = datetime.now(ZoneInfo(tz))
+    offset = now.utcoffset()
+    abbr = now.tzname() or tz
+    return {
+        "tz": tz,
+        "tz_label": _TZ_LABELS.get(abbr, abbr),
+        "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeSlack) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about clients that went away (timeouts are part of the tests)."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request logging."""
+
+    def do_GET(self) -> None:
+        """Handle GET."""
+        self._serve()
+
+    def do_POST(self) -> None:
+        """Handle POST."""
+        self._serve()
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            reply = fake._handle(self.command, self.path, headers, raw)
+        except Exception:  # report bugs in the fake loudly, but keep serving
+            traceback.print_exc(file=sys.stderr)
+            reply = _Reply(
+                500, {"ok": False, "error": "fake_internal_error", "detail": traceback.format_exc()}
+            )
+        if reply.drop:
+            self.close_connection = True
+            return
+        payload = json.dumps(reply.body).encode("utf-8")
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (ConnectionError, TimeoutError):
+            pass
+
+
+# --------------------------------------------------------------------------------------------------
+# The fake
+# --------------------------------------------------------------------------------------------------
+
+
+class FakeSlack:
+    """Stateful fake Slack Web API on 127.0.0.1 (random port); see module docstring."""
+
+    def __init__(self, token: str = "xoxb-test-token") -> None:
+        self.token = token
+        self.trigger_ttl: float = 3.0
+        self.ratelimited_count = 0
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._channels: dict[str, dict[str, Any]] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._usergroups: dict[str, list[str]] = {}
+        self._reset_runtime_state()
+        self.add_channel("C0REVIEW", name="greenlight-review")
+        self.add_user("U_ANA", name="ana", tz="Europe/Berlin")
+        self.add_user("U_BOB", name="bob", tz="America/New_York")
+        self.add_user("U_CAROL", name="carol", tz="Asia/Kolkata")
+
+    def _reset_runtime_state(self) -> None:
+        self._calls: list[Call] = []
+        self._messages: dict[tuple[str, str], Message] = {}
+        self._ephemerals: list[Ephemeral] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._closed_views: set[str] = set()
+        self._external_ids: dict[str, str] = {}
+        self._home: dict[str, str] = {}
+        self._triggers: dict[str, tuple[float, bool]] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._responses: list[tuple[str, dict[str, Any]]] = []
+        self._fail_rules: dict[str, list[_FailRule]] = {}
+        self._delays: dict[str, float] = {}
+        self._drops: dict[str, list[bool]] = {}
+        self._post_rate: tuple[float, float] | None = None
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._ts_counter = itertools.count(1)
+        self._view_counter = itertools.count(1)
+        self._trigger_counter = itertools.count(1)
+        self._hash_counter = itertools.count(1)
+        self.ratelimited_count = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``WebClient(base_url=...)``, e.g. ``http://127.0.0.1:PORT/api/``."""
+        return f"{self._root()}/api/"
+
+    def _root(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeSlack:
+        """Start serving on a free port in a daemon thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeSlack", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (wakes any injected delays)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget calls, messages, views, triggers, responses and faults; keep channels/users/groups."""
+        with self._lock:
+            self._reset_runtime_state()
+
+    # ---- directory setup -------------------------------------------------------------------------
+
+    def add_channel(self, channel_id: str, name: str | None = None, *, is_private: bool = False) -> None:
+        """Make a channel known (chat.* into unknown channels fail with channel_not_found)."""
+        with self._lock:
+            self._channels[channel_id] = {
+                "id": channel_id,
+                "name": name or channel_id.lower(),
+                "is_channel": not is_private,
+                "is_group": is_private,
+                "is_private": is_private,
+                "is_im": False,
+                "is_archived": False,
+                "is_member": True,
+            }
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str | None = None,
+        tz: str = "Europe/Berlin",
+        *,
+        real_name: str | None = None,
+        is_bot: bool = False,
+        deleted: bool = False,
+    ) -> None:
+        """Make a user known to users.info; tz is an IANA zone (validated now)."""
+        ZoneInfo(tz)
+        handle = name or user_id.lower().removeprefix("u_")
+        with self._lock:
+            self._users[user_id] = {
+                "id": user_id,
+                "name": handle,
+                "real_name": real_name or handle.capitalize(),
+                "tz": tz,
+                "is_bot": is_bot,
+                "deleted": deleted,
+            }
+
+    def add_usergroup(self, usergroup_id: str, users: Iterable[str]) -> None:
+        """Define a user group for usergroups.users.list."""
+        with self._lock:
+            self._usergroups[usergroup_id] = list(users)
+
+    # ---- fault injection -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        error: str = "ratelimited",
+        status: int = 200,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` calls of `method` with an error and no side effect.
+
+        With ``retry_after`` set (and status left at 200) the answer is HTTP 429 with ``Retry-After``.
+        """
+        if retry_after is not None and status == 200:
+            status = 429
+        with self._lock:
+            self._fail_rules.setdefault(method, []).append(_FailRule(error, status, retry_after, times))
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Sleep `seconds` before processing every call of `method`; 0 clears it."""
+        with self._lock:
+            if seconds > 0:
+                self._delays[method] = seconds
+            else:
+                self._delays.pop(method, None)
+
+    def drop_connection_next(self, method: str, times: int = 1, *, after_processing: bool = False) -> None:
+        """Close the socket without answering the next `times` calls of `method`.
+
+        With ``after_processing=True`` the call takes effect first (e.g. the message IS posted),
+        which is how a retried chat.postMessage ends up posting twice.
+        """
+        with self._lock:
+            self._drops.setdefault(method, []).extend([after_processing] * times)
+
+    def set_post_rate_limit(self, per_second: float | None = 1.0, burst: int = 3) -> None:
+        """Token-bucket limit for chat.postMessage per channel; None disables."""
+        with self._lock:
+            self._post_rate = None if per_second is None else (float(per_second), float(burst))
+            self._buckets.clear()
+
+    # ---- triggers & response urls ----------------------------------------------------------------
+
+    def issue_trigger(self) -> str:
+        """A fresh trigger_id, valid once for views.open/views.push within ``trigger_ttl`` seconds."""
+        trigger = f"{next(self._trigger_counter)}.{secrets.token_hex(8)}"
+        with self._lock:
+            self._triggers[trigger] = (time.monotonic(), False)
+        return trigger
+
+    def response_url(
+        self, channel: str | None = None, message_ts: str | None = None, user: str | None = None
+    ) -> str:
+        """Issue a response_url sink; bound to a message it honours replace_original/delete_original."""
+        hook = secrets.token_hex(8)
+        with self._lock:
+            self._response_urls[hook] = _ResponseUrl(channel, message_ts, user)
+        return f"{self._root()}/response/{hook}"
+
+    def close_view(self, view_id: str) -> None:
+        """Mark a modal as closed by the user (it disappears from open_views())."""
+        with self._lock:
+            if view_id not in self._views:
+                raise KeyError(view_id)
+            self._closed_views.add(view_id)
+
+    # ---- inspection ------------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Copies of received Web API calls, optionally only one method."""
+        with self._lock:
+            return [copy.deepcopy(c) for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str = "C0REVIEW") -> list[Message]:
+        """Top-level messages of a channel, oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(m) for m in self._messages.values() if m.channel == channel and not m.is_reply
+            ]
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        """One message (top-level or reply) or None."""
+        with self._lock:
+            found = self._messages.get((channel, ts))
+            return copy.deepcopy(found) if found is not None else None
+
+    def replies(self, channel: str, ts: str) -> list[Message]:
+        """Thread replies under the parent `ts`, oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(m)
+                for m in self._messages.values()
+                if m.channel == channel and m.thread_ts == ts and m.is_reply
+            ]
+
+    def ephemerals(self, user: str | None = None) -> list[Ephemeral]:
+        """Ephemeral messages, optionally only those shown to `user`."""
+        with self._lock:
+            return [copy.deepcopy(e) for e in self._ephemerals if user is None or e.user == user]
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        """The current version of a view (modal or home) by id."""
+        with self._lock:
+            found = self._views.get(view_id)
+            return copy.deepcopy(found) if found is not None else None
+
+    def open_views(self) -> list[dict[str, Any]]:
+        """Modals opened/pushed and not closed via close_view(), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(v)
+                for vid, v in self._views.items()
+                if v.get("type") == "modal" and vid not in self._closed_views
+            ]
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The App Home view last published for a user."""
+        with self._lock:
+            view_id = self._home.get(user_id)
+            return copy.deepcopy(self._views[view_id]) if view_id is not None else None
+
+    def responses(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Bodies posted to response URLs (optionally to one URL), oldest first."""
+        hook = url.rstrip("/").rsplit("/", 1)[-1] if url else None
+        with self._lock:
+            return [copy.deepcopy(body) for h, body in self._responses if hook is None or h == hook]
+
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, message: str | None = None
+    ) -> None:
+        """Poll `predicate` every 20 ms until true; AssertionError with context on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate():
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        with self._lock:
+            recent = [f"{c.method}{'!' + c.error if c.error else ''}" for c in self._calls[-15:]]
+            summary = [f"{m.channel}/{m.ts}: {text_of(m)[:80]!r}" for m in list(self._messages.values())[-5:]]
+        what = message or getattr(predicate, "__name__", "predicate")
+        raise AssertionError(
+            f"FakeSlack.wait_for timed out after {timeout}s waiting for {what}; "
+            f"recent calls: {recent}; recent messages: {summary}"
+        )
+
+    # ---- request handling ------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(raw_path)
+        if parts.path.startswith("/response/"):
+            return self._handle_response_url(parts.path.removeprefix("/response/").strip("/"), body)
+        if not parts.path.startswith("/api/"):
+            return _Reply(404, {"ok": False, "error": "unknown_method"})
+        method = parts.path.removeprefix("/api/").strip("/")
+        try:
+            args = self._parse_args(http_method, parts.query, headers, body)
+        except _SlackError as exc:
+            return self._record(method, {}, _Reply(200, self._error_body(exc)))
+        call = Call(method=method, args=args, at=time.monotonic())
+        with self._lock:
+            self._calls.append(call)
+
+        auth = headers.get("authorization", "")
+        if not auth:
+            return self._finish(call, _Reply(200, {"ok": False, "error": "not_authed"}))
+        if auth != f"Bearer {self.token}":
+            return self._finish(call, _Reply(200, {"ok": False, "error": "invalid_auth"}))
+
+        with self._lock:
+            delay = self._delays.get(method, 0.0)
+        if delay > 0:
+            self._wait(delay)
+
+        with self._lock:
+            rules = self._fail_rules.get(method)
+            if rules:
+                rule = rules[0]
+                rule.times -= 1
+                if rule.times <= 0:
+                    rules.pop(0)
+                extra = {"Retry-After": _seconds(rule.retry_after)} if rule.retry_after is not None else {}
+                if rule.status == 429:
+                    self.ratelimited_count += 1
+                return self._finish(call, _Reply(rule.status, {"ok": False, "error": rule.error}, extra))
+            drops = self._drops.get(method)
+            drop_after: bool | None = drops.pop(0) if drops else None
+            if drop_after is False:
+                return self._finish(call, _Reply(0, {}, drop=True))
+            if method == "chat.postMessage" and not self._take_post_token(args.get("channel")):
+                self.ratelimited_count += 1
+                reply = _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+                return self._finish(call, reply)
+            handler = _METHODS.get(method)
+            if handler is None:
+                reply = _Reply(200, {"ok": False, "error": "unknown_method"})
+            else:
+                try:
+                    reply = _Reply(200, {"ok": True, **handler(self, args)})
+                except _SlackError as exc:
+                    reply = _Reply(200, self._error_body(exc))
+            if drop_after:
+                reply = _Reply(0, reply.body, drop=True)
+            return self._finish(call, reply)
+
+    def _record(self, method: str, args: dict[str, Any], reply: _Reply) -> _Reply:
+        call = Call(method=method, args=args, at=time.monotonic())
+        with self._lock:
+            self._calls.append(call)
+        return self._finish(call, reply)
+
+    def _finish(self, call: Call, reply: _Reply) -> _Reply:
+        with self._lock:
+            call.http_status = reply.status
+            if reply.drop:
+                call.error = "connection_dropped"
+            elif not reply.body.get("ok", False):
+                call.error = str(reply.body.get("error"))
+        return reply
+
+    @staticmethod
+    def _error_body(exc: _SlackError) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error": exc.error}
+        if exc.detail:
+            body["detail"] = exc.detail
+        return body
+
+    @staticmethod
+    def _parse_args(http_method: str, query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        args: dict[str, Any] = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if body:
+            if content_type == "application/json":
+                try:
+                    decoded = json.loads(body)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise _SlackError("invalid_json", str(exc)) from exc
+                if not isinstance(decoded, dict):
+                    raise _SlackError("invalid_json", "JSON body must be an object")
+                args.update(decoded)
+            elif content_type == "application/x-www-form-urlencoded":
+                form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+                args.update({k: v[-1] for k, v in form.items()})
+            else:
+                raise _SlackError("invalid_form_data", f"unsupported content-type {content_type!r}")
+        for key in _JSON_ARGS:
+            value = args.get(key)
+            if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+                try:
+                    args[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    pass
+        return args
+
+    def _take_post_token(self, channel: Any) -> bool:
+        if self._post_rate is None or not isinstance(channel, str):
+            return True
+        per_second, burst = self._post_rate
+        now = time.monotonic()
+        tokens, last = self._buckets.get(channel, (burst, now))
+        tokens = min(burst, tokens + (now - last) * per_second)
+        if tokens < 1.0:
+            self._buckets[channel] = (tokens, now)
+            return False
+        self._buckets[channel] = (tokens - 1.0, now)
+        return True
+
+    def _handle_response_url(self, hook: str, body: bytes) -> _Reply:
+        try:
+            payload = json.loads(body) if body else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _Reply(400, {"ok": False, "error": "invalid_payload"})
+        if not isinstance(payload, dict):
+            return _Reply(400, {"ok": False, "error": "invalid_payload"})
+        with self._lock:
+            entry = self._response_urls.get(hook)
+            if entry is None:
+                return _Reply(404, {"ok": False, "error": "invalid_url"})
+            if entry.uses >= RESPONSE_URL_MAX_USES:
+                return _Reply(404, {"ok": False, "error": "used_url"})
+            blocks_given = payload.get("blocks") is not None
+            try:
+                blocks = (
+                    _validate_blocks(payload["blocks"], MAX_MESSAGE_BLOCKS, "invalid_blocks")
+                    if blocks_given
+                    else []
+                )
+                _validate_text(payload, blocks_given, required=not payload.get("delete_original"))
+            except _SlackError as exc:
+                return _Reply(400, self._error_body(exc))
+            entry.uses += 1
+            self._responses.append((hook, copy.deepcopy(payload)))
+            target = None
+            if entry.channel and entry.message_ts:
+                target = self._messages.get((entry.channel, entry.message_ts))
+            if target is not None and payload.get("delete_original"):
+                del self._messages[(target.channel, target.ts)]
+            elif target is not None and payload.get("replace_original"):
+                self._apply_update(target, payload.get("text") or "", blocks)
+        return _Reply(200, {"ok": True})
+
+    # ---- state helpers (lock held) ---------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        n = next(self._ts_counter)
+        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    def _require_channel(self, args: dict[str, Any]) -> str:
+        channel = args.get("channel")
+        if not isinstance(channel, str) or channel not in self._channels:
+            raise _SlackError("channel_not_found", f"unknown channel {channel!r}")
+        return channel
+
+    def _check_thread(self, channel: str, thread_ts: Any) -> str | None:
+        if thread_ts in (None, ""):
+            return None
+        parent = self._messages.get((channel, str(thread_ts)))
+        if parent is None or parent.is_reply:
+            raise _SlackError("thread_not_found", f"no top-level message {thread_ts!r} in {channel}")
+        return parent.ts
+
+    def _apply_update(self, msg: Message, text: str, blocks: list[dict[str, Any]]) -> None:
+        msg.history.append({"text": msg.text, "blocks": copy.deepcopy(msg.blocks), "metadata": msg.metadata})
+        msg.text = text
+        msg.blocks = blocks
+        msg.updates += 1
+
+    @staticmethod
+    def _message_dict(msg: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "message",
+            "user": msg.user,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": msg.text,
+            "ts": msg.ts,
+            "blocks": copy.deepcopy(msg.blocks),
+        }
+        if msg.thread_ts is not None:
+            out["thread_ts"] = msg.thread_ts
+        if msg.metadata:
+            out["metadata"] = copy.deepcopy(msg.metadata)
+        if msg.updates:
+            out["edited"] = {"user": msg.user, "ts": msg.ts}
+        return out
+
+    def _public_view(
+        self, view: dict[str, Any], view_id: str, previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        out = copy.deepcopy(view)
+        out.update(
+            {
+                "id": view_id,
+                "hash": f"{next(self._hash_counter)}.{secrets.token_hex(6)}",
+                "team_id": TEAM_ID,
+                "app_id": APP_ID,
+                "bot_id": BOT_ID,
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+                "external_id": view.get("external_id", ""),
+                "state": copy.deepcopy(previous["state"]) if previous else {"values": {}},
+                "root_view_id": previous.get("root_view_id", view_id) if previous else view_id,
+                "previous_view_id": previous.get("previous_view_id") if previous else None,
+            }
+        )
+        return out
+
+    def _consume_trigger(self, args: dict[str, Any]) -> None:
+        trigger = args.get("trigger_id")
+        if not isinstance(trigger, str) or not trigger:
+            raise _SlackError("invalid_arguments", "trigger_id is required")
+        issued = self._triggers.get(trigger)
+        if issued is None:
+            raise _SlackError("invalid_trigger_id")
+        at, used = issued
+        if used:
+            raise _SlackError("exchanged_trigger_id")
+        if time.monotonic() - at >= self.trigger_ttl:
+            raise _SlackError("expired_trigger_id")
+        self._triggers[trigger] = (at, True)
+
+    def _store_view(self, view: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        view_id = previous["id"] if previous else f"V{next(self._view_counter):09d}"
+        external_id = view.get("external_id") or ""
+        owner = self._external_ids.get(external_id) if external_id else None
+        if owner is not None and owner != view_id:
+            raise _SlackError("duplicate_external_id")
+        stored = self._public_view(view, view_id, previous)
+        old_external = previous.get("external_id") if previous else None
+        if old_external and old_external != external_id:
+            self._external_ids.pop(old_external, None)
+        if external_id:
+            self._external_ids[external_id] = view_id
+        self._views[view_id] = stored
+        return copy.deepcopy(stored)
+
+    # ---- Web API methods (lock held; validate fully before mutating) -----------------------------
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"{PERMALINK_BASE}/",
+            "team": "Fake Team",
+            "user": "greenlight",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        blocks_given = args.get("blocks") is not None
+        blocks = (
+            _validate_blocks(args["blocks"], MAX_MESSAGE_BLOCKS, "invalid_blocks") if blocks_given else []
+        )
+        text = _validate_text(args, blocks_given) or ""
+        metadata = _validate_metadata(args["metadata"]) if args.get("metadata") is not None else None
+        thread_ts = self._check_thread(channel, args.get("thread_ts"))
+        broadcast = args.get("reply_broadcast") in (True, "true", "1", 1)
+        ts = self._next_ts()
+        msg = Message(
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            metadata=metadata or None,
+            reply_broadcast=broadcast,
+        )
+        self._messages[(channel, ts)] = msg
+        return {"channel": channel, "ts": ts, "message": self._message_dict(msg)}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        ts = args.get("ts")
+        msg = self._messages.get((channel, str(ts)))
+        if msg is None or msg.user != BOT_USER_ID:
+            raise _SlackError("message_not_found", f"no bot message {ts!r} in {channel}")
+        blocks_given = args.get("blocks") is not None
+        blocks = (
+            _validate_blocks(args["blocks"], MAX_MESSAGE_BLOCKS, "invalid_blocks") if blocks_given else []
+        )
+        text = _validate_text(args, blocks_given)
+        metadata = _validate_metadata(args["metadata"]) if args.get("metadata") is not None else msg.metadata
+        # Slack: text without blocks removes the blocks; blocks replace them.
+        self._apply_update(msg, text or "", blocks)
+        msg.metadata = metadata or None
+        return {"channel": channel, "ts": msg.ts, "text": msg.text, "message": self._message_dict(msg)}
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        ts = args.get("ts")
+        msg = self._messages.get((channel, str(ts)))
+        if msg is None:
+            raise _SlackError("message_not_found")
+        if msg.user != BOT_USER_ID:
+            raise _SlackError("cant_delete_message")
+        del self._messages[(channel, msg.ts)]
+        return {"channel": channel, "ts": msg.ts}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        user = args.get("user")
+        if not isinstance(user, str) or user not in self._users:
+            raise _SlackError("user_not_in_channel", f"unknown user {user!r}")
+        blocks_given = args.get("blocks") is not None
+        blocks = (
+            _validate_blocks(args["blocks"], MAX_MESSAGE_BLOCKS, "invalid_blocks") if blocks_given else []
+        )
+        text = _validate_text(args, blocks_given) or ""
+        thread_ts = self._check_thread(channel, args.get("thread_ts"))
+        ts = self._next_ts()
+        self._ephemerals.append(Ephemeral(channel, user, ts, text, blocks, thread_ts))
+        return {"message_ts": ts}
+
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        ts = args.get("message_ts")
+        msg = self._messages.get((channel, str(ts)))
+        if msg is None:
+            raise _SlackError("message_not_found")
+        link = f"{PERMALINK_BASE}/archives/{channel}/p{msg.ts.replace('.', '')}"
+        if msg.is_reply:
+            link += f"?thread_ts={msg.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = _validate_view(args.get("view"), allowed_types=("modal",))
+        self._consume_trigger(args)
+        return {"view": self._store_view(view)}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._views_open(args)
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id = args.get("view_id")
+        external_id = args.get("external_id")
+        if not view_id and not external_id:
+            raise _SlackError("invalid_arguments", "view_id or external_id is required")
+        if not view_id:
+            view_id = self._external_ids.get(str(external_id))
+        current = self._views.get(str(view_id)) if view_id else None
+        if current is None:
+            raise _SlackError("not_found", f"no view {view_id or external_id!r}")
+        view = _validate_view(args.get("view"), allowed_types=(current["type"],))
+        if args.get("hash") not in (None, "") and args["hash"] != current["hash"]:
+            raise _SlackError("hash_conflict")
+        return {"view": self._store_view(view, previous=current)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user_id")
+        if not isinstance(user_id, str) or user_id not in self._users:
+            raise _SlackError("user_not_found", f"unknown user {user_id!r}")
+        view = _validate_view(args.get("view"), allowed_types=("home",))
+        current = self._views.get(self._home[user_id]) if user_id in self._home else None
+        if current is not None and args.get("hash") not in (None, "") and args["hash"] != current["hash"]:
+            raise _SlackError("hash_conflict")
+        stored = self._store_view(view, previous=current)
+        self._home[user_id] = stored["id"]
+        return {"view": stored}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        user = self._users.get(str(user_id))
+        if user is None:
+            raise _SlackError("user_not_found", f"unknown user {user_id!r}")
+        info = {k: v for k, v in user.items() if k != "tz"}
+        info.update(_tz_fields(user["tz"]))
+        info["team_id"] = TEAM_ID
+        info["profile"] = {
+            "real_name": user["real_name"],
+            "display_name": user["name"],
+            "team": TEAM_ID,
+        }
+        return {"user": info}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if str(group) not in self._usergroups:
+            raise _SlackError("no_such_subteam", f"unknown usergroup {group!r}")
+        return {"users": list(self._usergroups[str(group)])}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._require_channel(args)
+        return {"channel": copy.deepcopy(self._channels[channel])}
+
+
+_METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": FakeSlack._auth_test,
+    "chat.postMessage": FakeSlack._chat_post_message,
+    "chat.update": FakeSlack._chat_update,
+    "chat.delete": FakeSlack._chat_delete,
+    "chat.postEphemeral": FakeSlack._chat_post_ephemeral,
+    "chat.getPermalink": FakeSlack._chat_get_permalink,
+    "views.open": FakeSlack._views_open,
+    "views.push": FakeSlack._views_push,
+    "views.update": FakeSlack._views_update,
+    "views.publish": FakeSlack._views_publish,
+    "users.info": FakeSlack._users_info,
+    "usergroups.users.list": FakeSlack._usergroups_users_list,
+    "conversations.info": FakeSlack._conversations_info,
+}

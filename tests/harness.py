@@ -1,0 +1,300 @@
+"""Run the real Greenlight over real HTTP, and drive it the way Slack and Choppity would.
+
+`Greenlight` starts the ASGI app under uvicorn on a loopback port with its job workers, pointed at
+the fake Slack and fake Choppity servers. `SlackDriver` sends signed Slack requests (button clicks,
+view submissions built from the modal the app actually opened, slash commands, events).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import uvicorn
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import Runtime, create_runtime
+from bot.config import Settings
+from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
+from tests.fakes.slack import FakeSlack
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+WEBHOOK_SECRET = "whsec_choppity_test_secret_42"
+BOT_TOKEN = "xoxb-test-token"
+CHANNEL = "C0REVIEW"
+
+
+def base_env(slack: FakeSlack, choppity: FakeChoppity | None, database_url: str, **overrides: str) -> dict[str, str]:
+    """The environment a test deployment runs with."""
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_CHANNEL_ID": CHANNEL,
+        "SLACK_API_URL": slack.url,
+        "DATABASE_URL": database_url,
+        "WORKER_POLL_SECONDS": "0.05",
+        "RECONCILE_INTERVAL_SECONDS": "3600",
+        "REMIND_AFTER_HOURS": "0",
+        "HTTP_TIMEOUT_SECONDS": "3",
+        "LOG_LEVEL": "DEBUG",
+    }
+    if choppity is not None:
+        env.update(
+            {
+                "CHOPPITY_API_KEY": choppity.api_key,
+                "CHOPPITY_API_URL": choppity.url,
+                "CHOPPITY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            }
+        )
+    env.update(overrides)
+    return env
+
+
+class Greenlight:
+    """One running Greenlight process (in this test process) serving on a loopback port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.settings = Settings.from_env(env)
+        self.runtime: Runtime | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self, *, workers: bool = True) -> Greenlight:
+        """Build the runtime from settings and serve it."""
+        self.runtime = create_runtime(self.settings)
+        if workers:
+            self.runtime.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(self.runtime.asgi, log_config=None, access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("Greenlight did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and stop the workers (like a process exiting)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime.services.engine.dispose()
+
+    def restart(self) -> Greenlight:
+        """A brand-new process on the same database."""
+        self.stop()
+        return self.start()
+
+    @property
+    def services(self) -> Any:
+        """The runtime's services (for assertions on the database)."""
+        assert self.runtime is not None
+        return self.runtime.services
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until no job is due or running (the app has finished reacting)."""
+        from sqlmodel import Session, col, select
+
+        from bot.models import Job, utcnow
+
+        deadline = time.monotonic() + timeout
+        engine = self.services.engine
+        while True:
+            with Session(engine) as session:
+                busy = session.exec(
+                    select(Job.id).where(
+                        col(Job.status).in_(("pending", "running")),
+                        Job.run_at <= utcnow(),
+                    )
+                ).first()
+            if busy is None:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jobs still pending after {timeout}s")
+            time.sleep(0.03)
+
+    def post_webhook(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST raw bytes to the Choppity webhook route."""
+        return httpx.post(f"{self.url}/webhooks/choppity", content=body, headers=headers, timeout=10)
+
+    def choppity_event(self, event_type: str, data: dict[str, Any], *, event_id: str | None = None,
+                       secret: str = WEBHOOK_SECRET, t: int | None = None) -> httpx.Response:
+        """Send a correctly signed Choppity event."""
+        body = make_event(event_type, data, event_id=event_id)
+        return self.post_webhook(body, webhook_headers(body, secret, t))
+
+
+class SlackDriver:
+    """Sends what Slack would send: signed, form-encoded, to POST /slack/events."""
+
+    def __init__(self, app: Greenlight, slack: FakeSlack, secret: str = SIGNING_SECRET) -> None:
+        self.app = app
+        self.slack = slack
+        self.verifier = SignatureVerifier(secret)
+
+    def _post(self, body: str, *, timestamp: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        ts = timestamp or str(int(time.time()))
+        signature = self.verifier.generate_signature(timestamp=ts, body=body)
+        all_headers = {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": ts,
+            "x-slack-signature": signature,
+        }
+        all_headers.update(headers or {})
+        return httpx.post(f"{self.app.url}/slack/events", content=body.encode(), headers=all_headers, timeout=10)
+
+    def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        return self._post(urlencode({"payload": json.dumps(payload)}))
+
+    def click(self, action_id: str, post_id: int, *, user: str = "U_ANA", message_ts: str | None = None) -> httpx.Response:
+        """Click a card button."""
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "team": {"id": "T1", "domain": "acme"},
+            "container": {"type": "message", "message_ts": message_ts or "1.0", "channel_id": CHANNEL, "is_ephemeral": False},
+            "trigger_id": self.slack.issue_trigger(),
+            "channel": {"id": CHANNEL, "name": "review"},
+            "response_url": self.slack.response_url(),
+            "actions": [
+                {"action_id": action_id, "block_id": f"card_actions_{post_id}", "type": "button",
+                 "value": str(post_id), "action_ts": str(time.time())}
+            ],
+        }
+        return self._interaction(payload)
+
+    def submit(self, view: dict[str, Any], *, user: str = "U_ANA", values: dict[str, Any] | None = None) -> httpx.Response:
+        """Submit an opened modal: its initial values, with `values` ({block_id: element state}) on top."""
+        state = state_from_view(view)
+        for block_id, element_state in (values or {}).items():
+            state[block_id] = {block_id: element_state}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T1", "domain": "acme"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": self.slack.issue_trigger(),
+            "view": {
+                "id": view.get("id", "V1"),
+                "team_id": "T1",
+                "type": "modal",
+                "callback_id": view["callback_id"],
+                "private_metadata": view.get("private_metadata", ""),
+                "state": {"values": state},
+                "hash": view.get("hash", "h"),
+                "title": view.get("title"),
+                "app_installed_team_id": "T1",
+                "bot_id": "BBOT",
+            },
+            "response_urls": [],
+        }
+        return self._interaction(payload)
+
+    def command(self, text: str, *, user: str = "U_ANA") -> tuple[httpx.Response, str]:
+        """Run `/greenlight <text>`; returns the response and the response_url given to the app."""
+        response_url = self.slack.response_url()
+        form = {
+            "token": "deprecated", "team_id": "T1", "team_domain": "acme", "channel_id": CHANNEL,
+            "channel_name": "review", "user_id": user, "user_name": user.lower(), "command": "/greenlight",
+            "text": text, "api_app_id": "A1", "is_enterprise_install": "false",
+            "response_url": response_url, "trigger_id": self.slack.issue_trigger(),
+        }
+        return self._post(urlencode(form)), response_url
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        """Deliver an Events API event."""
+        body = json.dumps({
+            "token": "deprecated", "team_id": "T1", "api_app_id": "A1", "event": event,
+            "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:10]}", "event_time": int(time.time()),
+        })
+        return self._post(body, headers={"content-type": "application/json"})
+
+    def latest_view(self, callback_id: str | None = None) -> dict[str, Any]:
+        """The newest modal the app opened (and filled in), waiting for it to settle."""
+        def find() -> dict[str, Any] | None:
+            views = [v for v in self.slack.open_views() if v.get("callback_id") != "greenlight_loading_modal"
+                     or callback_id == "greenlight_loading_modal"]
+            if callback_id:
+                views = [v for v in views if v.get("callback_id") == callback_id]
+            return views[-1] if views else None
+
+        self.slack.wait_for(lambda: find() is not None, timeout=10, message=f"no modal {callback_id!r} opened")
+        view = find()
+        assert view is not None
+        return view
+
+
+def state_from_view(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What Slack would submit for a modal nobody changed: each input's initial value."""
+    state: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        etype = element["type"]
+        value: dict[str, Any] = {"type": etype}
+        if etype == "plain_text_input":
+            value["value"] = element.get("initial_value")
+        elif etype in ("static_select", "radio_buttons"):
+            value["selected_option"] = element.get("initial_option")
+        elif etype == "checkboxes":
+            value["selected_options"] = element.get("initial_options", [])
+        elif etype == "datetimepicker":
+            value["selected_date_time"] = element.get("initial_date_time")
+        state[block["block_id"]] = {element["action_id"]: value}
+    return state
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
+    """Poll until `predicate()` is true (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A throwaway schema on the test PostgreSQL server; yields a DATABASE_URL using it."""
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = base_url.replace("postgresql://", "postgresql+psycopg://", 1) if base_url.startswith("postgresql://") else base_url
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+
+
+def test_database_url() -> str | None:
+    """TEST_DATABASE_URL, when the environment provides a PostgreSQL server."""
+    return os.environ.get("TEST_DATABASE_URL") or None

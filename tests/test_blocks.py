@@ -1,0 +1,284 @@
+"""The review card: right status and buttons per state, caption shown exactly and in full."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from bot.domain import (
+    TIKTOK_TOGGLES,
+    Card,
+    PendingAction,
+    Platform,
+    PostContent,
+    PostStatus,
+    Provider,
+    TikTokSettings,
+    YouTubeSettings,
+)
+from bot.slack.blocks import (
+    TIKTOK_TOGGLE_WORDS,
+    card_message,
+    escape_mrkdwn,
+    slack_date,
+    split_caption,
+    unescape_mrkdwn,
+)
+from bot.slack.ids import ActionId
+
+WHEN = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
+
+
+def make_card(**overrides: Any) -> Card:
+    base = Card(
+        post_id=42,
+        provider=Provider.CHOPPITY,
+        external_id="post_9",
+        clip_id="abc",
+        platform=Platform.YOUTUBE,
+        status=PostStatus.DRAFT,
+        content=PostContent(
+            caption="New video! Tips & tricks <3 🎉",
+            title="My title",
+            youtube=YouTubeSettings(category_id="22"),
+        ),
+    )
+    return replace(base, **overrides)
+
+
+def render(card: Card) -> tuple[str, list[dict[str, Any]]]:
+    text, blocks = card_message(card)
+    dicts = [b.to_dict() for b in blocks]
+    # Every block re-validates through slack_sdk, and the message stays within Slack's limits.
+    for d in dicts:
+        parsed = Block.parse(d)
+        assert parsed is not None and parsed.to_dict() == d
+    assert len(dicts) <= 50
+    assert 0 < len(text) <= 3000
+    return text, dicts
+
+
+def all_text(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def action_ids(blocks: list[dict[str, Any]]) -> list[str]:
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def visible_caption(blocks: list[dict[str, Any]]) -> str:
+    """The caption as a viewer reads it: the card's plain_text sections, joined (no escaping)."""
+    return "".join(
+        b["text"]["text"] for b in blocks if b["type"] == "section" and b["text"]["type"] == "plain_text"
+    )
+
+
+def test_fallback_text_names_platform_clip_and_state() -> None:
+    text, _ = render(make_card())
+    assert text == "YouTube draft for clip abc — Draft awaiting review"
+
+
+def test_draft_shows_edit_publish_schedule_cancel() -> None:
+    _, blocks = render(make_card())
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    assert actions["block_id"] == "card_actions_42"
+    by_id = {e["action_id"]: e for e in actions["elements"]}
+    assert all(e["value"] == "42" for e in by_id.values())
+    assert by_id[ActionId.PUBLISH]["style"] == "primary"
+    assert by_id[ActionId.CANCEL]["style"] == "danger"
+    # Cancel opens a confirmation modal instead of a client-side confirm.
+    assert "confirm" not in by_id[ActionId.CANCEL]
+    assert "Draft* — awaiting review" in all_text(blocks)
+
+
+def test_header_has_platform_label_and_badge() -> None:
+    _, blocks = render(make_card())
+    assert blocks[0]["type"] == "header"
+    assert blocks[0]["text"]["text"] == "▶️ YouTube · 📝 Draft"
+
+
+def test_two_approvals_needed_shows_approve_not_publish() -> None:
+    _, blocks = render(make_card(required_approvals=2, approvals=("U_ANA",)))
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
+    assert "Approvals 1/2: <@U_ANA>" in all_text(blocks)
+
+
+def test_enough_approvals_shows_publish_and_hides_approve() -> None:
+    _, blocks = render(make_card(required_approvals=2, approvals=("U_ANA", "U_BEN")))
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL]
+    assert "Approvals 2/2: <@U_ANA>, <@U_BEN>" in all_text(blocks)
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        (PendingAction.PUBLISH, "Publishing…"),
+        (PendingAction.SCHEDULE, "Scheduling…"),
+        (PendingAction.CANCEL, "Cancelling…"),
+        (PendingAction.EDIT, "Saving your edit…"),
+    ],
+)
+def test_pending_action_shows_progress_and_no_buttons(action: PendingAction, words: str) -> None:
+    _, blocks = render(make_card(pending_action=action, pending_by="U_BOB"))
+    assert action_ids(blocks) == []
+    assert f"⏳ *{words}* requested by <@U_BOB>" in all_text(blocks)
+
+
+def test_queued_shows_approver_date_and_only_cancel() -> None:
+    _, blocks = render(make_card(status=PostStatus.QUEUED, approved_by="U_ANA", approved_at=WHEN))
+    assert action_ids(blocks) == [ActionId.CANCEL]
+    assert "Queued* — approved by <@U_ANA> <!date^1772373600^" in all_text(blocks)
+
+
+def test_scheduled_shows_time_in_viewer_zone_and_only_cancel() -> None:
+    _, blocks = render(make_card(status=PostStatus.SCHEDULED, scheduled_at=WHEN, approved_by="U_ANA"))
+    assert action_ids(blocks) == [ActionId.CANCEL]
+    text = all_text(blocks)
+    assert f"🗓 *Scheduled for {slack_date(WHEN)}* — by <@U_ANA>" in text
+    assert "{date_short_pretty} at {time}|2026-03-01 14:00 UTC>" in text
+
+
+def test_published_shows_link_and_no_buttons() -> None:
+    card = make_card(
+        status=PostStatus.PUBLISHED,
+        published_at=WHEN,
+        published_url="https://youtu.be/xyz?a=1&b=2",
+        approved_by="U_ANA",
+    )
+    _, blocks = render(card)
+    assert action_ids(blocks) == []
+    text = all_text(blocks)
+    assert "🚀 *Published* <!date^1772373600^" in text
+    assert "<https://youtu.be/xyz?a=1&amp;b=2|View on YouTube>" in text
+    assert "approved by <@U_ANA>" in text
+
+
+def test_failed_shows_reason_in_own_section_escaped() -> None:
+    _, blocks = render(
+        make_card(status=PostStatus.FAILED, error="Token <expired> & revoked", approved_by="U_ANA")
+    )
+    assert action_ids(blocks) == []
+    status = blocks[1]
+    assert status["type"] == "section"
+    assert status["text"]["text"].startswith("❌ *Failed:* Token &lt;expired&gt; &amp; revoked")
+    assert "approved by <@U_ANA>" in status["text"]["text"]
+
+
+def test_cancelled_with_and_without_actor() -> None:
+    _, blocks = render(make_card(status=PostStatus.CANCELLED, cancelled_by="U_CAT"))
+    assert action_ids(blocks) == []
+    assert "🚫 *Cancelled by <@U_CAT>*" in all_text(blocks)
+    _, blocks = render(make_card(status=PostStatus.CANCELLED))
+    assert "🚫 *Cancelled*" in all_text(blocks)
+
+
+def test_last_activity_shown_as_context() -> None:
+    _, blocks = render(make_card(last_activity="✏️ Edited by <@U_ANA>"))
+    contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "✏️ Edited by <@U_ANA>" in contexts
+
+
+def test_caption_round_trips_exactly() -> None:
+    caption = "Line one <b>bold?</b> & *stars* _under_ :fire: <!channel>\n\n🎉👩‍👩‍👧 done"
+    _, blocks = render(make_card(content=PostContent(caption=caption)))
+    assert visible_caption(blocks) == caption
+    # Nothing in mrkdwn carries the raw `<!channel>`: it must never ping anyone.
+    for b in blocks:
+        if b["type"] == "section" and b["text"]["type"] == "mrkdwn":
+            assert "<!channel>" not in b["text"]["text"]
+
+
+def test_long_caption_split_in_full_with_part_labels() -> None:
+    words = " ".join(f"word{i}&<{i}>" for i in range(700))
+    caption = (words + " 🎉")[:7000]
+    assert len(caption) == 7000
+    _, blocks = render(make_card(content=PostContent(caption=caption)))
+    assert visible_caption(blocks) == caption
+    text = all_text(blocks)
+    assert "Caption (part 1 of 3)" in text
+    assert "Caption (part 3 of 3)" in text
+    for b in blocks:
+        if b["type"] == "section":
+            assert len(b["text"]["text"]) <= 3000
+
+
+def test_split_caption_never_breaks_surrogate_pairs_and_rejoins() -> None:
+    caption = "🎉" * 4000
+    parts = split_caption(caption)
+    assert "".join(parts) == caption
+    assert all(len(p.encode("utf-16-le")) // 2 <= 2900 for p in parts)
+
+
+def test_huge_caption_is_cut_with_notice() -> None:
+    caption = "x" * 20_000
+    _, blocks = render(make_card(content=PostContent(caption=caption)))
+    shown = visible_caption(blocks)
+    assert caption.startswith(shown) and len(shown) < len(caption)
+    assert f"of {len(caption):,} characters are shown here" in all_text(blocks)
+
+
+def test_over_limit_caption_warns() -> None:
+    card = make_card(platform=Platform.TIKTOK, content=PostContent(caption="🎉" * 1101))
+    _, blocks = render(card)
+    assert "Over the TikTok limit: 2,202 characters (emoji count as 2)" in all_text(blocks)
+
+
+def test_empty_caption_says_so() -> None:
+    _, blocks = render(make_card(content=PostContent(caption="")))
+    assert "The caption is empty" in all_text(blocks)
+
+
+def test_youtube_title_and_category_by_name() -> None:
+    _, blocks = render(make_card())
+    text = all_text(blocks)
+    assert "*Title:* My title" in text
+    assert "Category: People &amp; Blogs" in text  # escaped for mrkdwn; shows as "People & Blogs"
+
+
+def test_unknown_youtube_category_shows_id() -> None:
+    content = PostContent(caption="c", title="t", youtube=YouTubeSettings(category_id="99"))
+    _, blocks = render(make_card(content=content))
+    assert "Category 99" in all_text(blocks)
+
+
+def test_tiktok_settings_in_words() -> None:
+    settings = TikTokSettings(privacy_level="PUBLIC_TO_EVERYONE", disable_duet=True, disable_stitch=True)
+    card = make_card(platform=Platform.TIKTOK, content=PostContent(caption="hi", tiktok=settings))
+    _, blocks = render(card)
+    text = all_text(blocks)
+    assert "Who can view: Everyone" in text
+    assert "Comments: on · Duet: off · Stitch: off · Branded content: no · Own brand promotion: no" in text
+
+
+def test_tiktok_toggle_words_cover_every_toggle() -> None:
+    assert list(TIKTOK_TOGGLE_WORDS) == list(TIKTOK_TOGGLES)
+
+
+def test_ids_targets_and_notes_in_context() -> None:
+    card = make_card(
+        provider=Provider.REAP,
+        targets=("YouTube · My Channel",),
+        notes=("Reap: <auto> caption",),
+    )
+    _, blocks = render(card)
+    contexts = "\n".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"])
+    assert "Clip abc · Reap post post_9" in contexts
+    assert "YouTube · My Channel" in contexts
+    assert "Reap: &lt;auto&gt; caption" in contexts
+
+
+def test_escape_round_trip() -> None:
+    s = "a & b <c> &amp;"
+    assert unescape_mrkdwn(escape_mrkdwn(s)) == s
+
+
+@pytest.mark.parametrize("status", list(PostStatus))
+@pytest.mark.parametrize("platform", list(Platform))
+def test_every_state_and_platform_validates(status: PostStatus, platform: Platform) -> None:
+    render(make_card(status=status, platform=platform))
