@@ -11,9 +11,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from slack_bolt import App, BoltResponse
@@ -173,7 +173,6 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
 def create_bolt_app(settings: Settings, services: Services) -> App:
     """The Bolt app with every listener registered."""
     app = App(
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=make_slack_client(settings),
         token_verification_enabled=False,

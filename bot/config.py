@@ -198,7 +198,7 @@ class Settings:
         if database_url.startswith("postgresql://"):
             # psycopg 3 is the driver we ship.
             database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
-        if not (database_url.startswith("sqlite") or database_url.startswith("postgresql")):
+        if not database_url.startswith(("sqlite", "postgresql")):
             problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
 
         settings = cls(

@@ -141,7 +141,8 @@ class JobRunner:
         """Claim one due job (lease it to this worker), or None."""
         now = utcnow()
         with session_scope(self.engine) as session:
-            candidates = session.exec(
+            candidates = list(
+                session.exec(
                 select(Job.id)
                 .where(
                     col(Job.status).in_(("pending", "running")),
@@ -150,7 +151,8 @@ class JobRunner:
                 )
                 .order_by(col(Job.priority), col(Job.run_at))
                 .limit(8)
-            ).all()
+                ).all()
+            )
         random.shuffle(candidates)  # spread contention between workers and replicas
         for job_id in candidates:
             with session_scope(self.engine) as session:

@@ -120,6 +120,7 @@ class Greenlight:
 
         deadline = time.monotonic() + timeout
         engine = self.services.engine
+        idle_seen = 0
         while True:
             with Session(engine) as session:
                 busy = session.exec(
@@ -129,7 +130,13 @@ class Greenlight:
                     )
                 ).first()
             if busy is None:
-                return
+                idle_seen += 1
+                # Twice in a row: a job finishing may be about to commit its follow-up job.
+                if idle_seen >= 2:
+                    return
+                time.sleep(0.05)
+                continue
+            idle_seen = 0
             if time.monotonic() > deadline:
                 raise AssertionError(f"jobs still pending after {timeout}s")
             time.sleep(0.03)
@@ -231,13 +238,15 @@ class SlackDriver:
         })
         return self._post(body, headers={"content-type": "application/json"})
 
-    def latest_view(self, callback_id: str | None = None) -> dict[str, Any]:
-        """The newest modal the app opened (and filled in), waiting for it to settle."""
+    def latest_view(self, callback_id: str | None = None, *, post_id: int | None = None) -> dict[str, Any]:
+        """The newest modal the app opened (and filled in), optionally for one post; waits for it."""
         def find() -> dict[str, Any] | None:
             views = [v for v in self.slack.open_views() if v.get("callback_id") != "greenlight_loading_modal"
                      or callback_id == "greenlight_loading_modal"]
             if callback_id:
                 views = [v for v in views if v.get("callback_id") == callback_id]
+            if post_id is not None:
+                views = [v for v in views if json.loads(v.get("private_metadata") or "{}").get("post_id") == post_id]
             return views[-1] if views else None
 
         self.slack.wait_for(lambda: find() is not None, timeout=10, message=f"no modal {callback_id!r} opened")

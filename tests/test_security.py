@@ -240,8 +240,8 @@ def test_install_redaction_covers_root_handlers_and_child_loggers() -> None:
         install_redaction([API_KEY])
         install_redaction([API_KEY, BOT_TOKEN])  # replaces, does not stack
         assert sum(isinstance(f, SecretRedactingFilter) for f in handler.filters) == 1
-        logging.getLogger("httpx").debug("GET https://api.test/?key=%s", API_KEY)
-        logging.getLogger("slack_bolt.App").info("token %s", BOT_TOKEN)
+        logging.getLogger("greenlight_test.httpx_like").debug("GET https://api.test/?key=%s", API_KEY)
+        logging.getLogger("greenlight_test.bolt_like").info("token %s", BOT_TOKEN)
         out = stream.getvalue()
         assert API_KEY not in out and BOT_TOKEN not in out
         assert out.count("[REDACTED]") == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -54,7 +55,8 @@ class Approvers:
         except Exception as err:  # noqa: BLE001 - network errors fail closed too
             log.warning("usergroups.users.list failed for %s: %s", group, type(err).__name__)
             raise ApproverLookupFailed(group) from err
-        members = frozenset(str(u) for u in response.get("users", []))
+        users: list[Any] = list(response.get("users") or [])
+        members = frozenset(str(u) for u in users)
         with self._lock:
             self._cache[group] = (now + self._ttl, members)
         return members
