@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.models.views import View
 from sqlalchemy import Engine
 
+from bot import failpoints
 from bot.api.budget import RateBudget
 from bot.api.choppity import ChoppityClient
 from bot.config import Settings
@@ -140,7 +141,14 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
         )
 
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    runner = JobRunner(engine, {}, threads=settings.worker_threads, poll_seconds=settings.worker_poll_seconds)
+    failpoints.configure(settings.failpoints)
+    runner = JobRunner(
+        engine,
+        {},
+        threads=settings.worker_threads,
+        poll_seconds=settings.worker_poll_seconds,
+        lease_seconds=settings.job_lease_seconds,
+    )
     approvers = Approvers(settings.approvers, slack)
     posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
     events = EventService(engine, posts, wake=runner.wake)

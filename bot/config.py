@@ -57,6 +57,11 @@ class Settings:
     worker_poll_seconds: float = 0.5
     auto_migrate: bool = True
     http_timeout_seconds: float = 10.0
+    # How long a worker holds a claimed job before another worker may take it over (crash recovery).
+    job_lease_seconds: float = 60.0
+    # Test-only: named crash points (bot.failpoints) that SIGKILL the process when reached.
+    # GREENLIGHT_FAILPOINTS, comma-separated; never set it in production.
+    failpoints: tuple[str, ...] = ()
 
     @property
     def socket_mode(self) -> bool:
@@ -230,6 +235,8 @@ class Settings:
             worker_poll_seconds=number("WORKER_POLL_SECONDS", 0.5, 0.01),
             auto_migrate=boolean("AUTO_MIGRATE", True),
             http_timeout_seconds=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
+            job_lease_seconds=number("JOB_LEASE_SECONDS", 60.0, 1.0),
+            failpoints=csv("GREENLIGHT_FAILPOINTS"),
         )
         if problems:
             raise ConfigError(problems)

@@ -284,7 +284,8 @@ class ReapClient:
         body = self._call(
             "GET", "get-clip-details", params={"projectId": project_id, "clipId": clip_id}, priority=priority
         )
-        data = body.get("clip") if isinstance(body.get("clip"), dict) else body
+        nested = body.get("clip")
+        data: dict[str, Any] = nested if isinstance(nested, dict) else body
         if not data.get("id"):
             raise ApiUnavailable("Reap returned an unexpected answer for the clip", provider=PROVIDER)
         return parse_clip(data, project_id)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
+from bot import failpoints
 from bot.api.budget import BudgetExhausted, Priority
 from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
 from bot.config import Settings
@@ -355,7 +356,9 @@ class PostService:
             external_id = post.external_id
             old_content = PostContent.from_dict(post.content)
         try:
+            failpoints.hit("before_provider_call")
             remote = self._call(provider, action, external_id, job, old_content)
+            failpoints.hit("after_provider_call")
         except BudgetExhausted as exc:
             raise Retry("rate budget exhausted", exc.wait) from exc
         except ApiRateLimited as exc:

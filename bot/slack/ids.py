@@ -27,6 +27,7 @@ class ViewId(StrEnum):
     SCHEDULE = "greenlight_schedule_modal"
     CANCEL = "greenlight_cancel_modal"
     LOADING = "greenlight_loading_modal"
+    REAP_EDIT = "greenlight_reap_edit_modal"
 
 
 class Field(StrEnum):

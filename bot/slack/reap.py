@@ -18,9 +18,9 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     InputBlock,
     MarkdownTextObject,
-    MultiStaticSelectElement,
     Option,
     PlainTextInputElement,
+    StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -219,11 +219,11 @@ def _checkboxes(field_: Field, label: str, options: dict[str, str], checked: set
 def _targets_input(choices: list[Choice], targets: list[str]) -> InputBlock:
     opts = [Option(value=c.id, text=_option_text(c.label)) for c in choices]
     initial = [o for o in opts if o.value in targets] or None
-    element: CheckboxesElement | MultiStaticSelectElement
+    element: CheckboxesElement | StaticMultiSelectElement
     if len(opts) <= MAX_CHECKBOXES:
         element = CheckboxesElement(action_id=Field.TARGETS.value, options=opts, initial_options=initial)
     else:
-        element = MultiStaticSelectElement(
+        element = StaticMultiSelectElement(
             action_id=Field.TARGETS.value, placeholder="Pick accounts", options=opts, initial_options=initial
         )
     return InputBlock(
