@@ -9,16 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from bot.models import AuditEvent, Post, WebhookEvent, utcnow
+from bot.models import AuditEvent, Lease, Post, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +165,29 @@ def record_webhook(session: Session, *, event_id: str, provider: str, type_: str
         return True
     except IntegrityError:
         return False
+
+
+def take_lease(engine: Engine, *, name: str, holder: str, seconds: float) -> bool:
+    """Hold the named lease for `seconds` unless another holder has an unexpired one.
+
+    Background loops call this before each pass so that, with several replicas, only one runs it.
+    """
+    now = utcnow()
+    with session_scope(engine) as session:
+        if session.get(Lease, name) is None:
+            try:
+                with session.begin_nested():
+                    session.add(Lease(name=name))
+                    session.flush()
+            except IntegrityError:
+                pass  # another replica created it first; the UPDATE below decides
+        result = session.execute(
+            update(Lease)
+            .where(
+                Lease.name == name,  # type: ignore[arg-type]
+                or_(Lease.expires_at.is_(None), Lease.expires_at < now, Lease.holder == holder),  # type: ignore[union-attr,operator,arg-type]
+            )
+            .values(holder=holder, expires_at=now + timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, or_
 from sqlmodel import col, select
 
 from bot.api.budget import BudgetExhausted, Priority
 from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited
 from bot.config import Settings
-from bot.db import find_post, record_webhook, session_scope
+from bot.db import find_post, record_webhook, session_scope, take_lease
 from bot.domain import PostStatus, Provider
 from bot.jobs import Retry, enqueue
-from bot.models import Lease, Post, utcnow
+from bot.models import Post, utcnow
 from bot.services.posts import REFRESH_POST, PostService
 from bot.webhooks.choppity import ChoppityEvent
 
@@ -162,26 +162,10 @@ class Reconciler:
 
     def take_lease(self) -> bool:
         """Hold the reconciler lease for one interval; False if another replica has it."""
-        now = utcnow()
-        until = now + timedelta(seconds=max(1.0, self.settings.reconcile_interval_seconds * 0.9))
-        with session_scope(self.engine) as session:
-            if session.get(Lease, "reconciler") is None:
-                try:
-                    with session.begin_nested():
-                        session.add(Lease(name="reconciler", holder=None, expires_at=None))
-                        session.flush()
-                except Exception:  # noqa: BLE001 - another replica created it first
-                    pass
-            result = session.execute(
-                update(Lease)
-                .where(
-                    col(Lease.name) == "reconciler",
-                    or_(col(Lease.expires_at).is_(None), col(Lease.expires_at) < now, col(Lease.holder) == self.holder),
-                )
-                .values(holder=self.holder, expires_at=until)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return take_lease(
+            self.engine, name="reconciler", holder=self.holder,
+            seconds=max(1.0, self.settings.reconcile_interval_seconds * 0.9),
+        )
 
     def run_once(self) -> int:
         """Queue refreshes for posts that look stuck; returns how many were queued."""

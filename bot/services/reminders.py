@@ -11,13 +11,13 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, or_
 from sqlmodel import col, select
 
 from bot.config import Settings
-from bot.db import session_scope
+from bot.db import session_scope, take_lease
 from bot.domain import PostStatus
-from bot.models import Lease, Post, utcnow
+from bot.models import Post, utcnow
 from bot.services.access import Approvers
 from bot.services.cards import request_thread_reply
 
@@ -73,25 +73,7 @@ class Reminders:
                 log.exception("reminder pass failed")
 
     def _take_lease(self) -> bool:
-        now = utcnow()
-        with session_scope(self.engine) as session:
-            if session.get(Lease, "reminders") is None:
-                try:
-                    with session.begin_nested():
-                        session.add(Lease(name="reminders"))
-                        session.flush()
-                except Exception:  # noqa: BLE001 - created concurrently by another replica
-                    pass
-            result = session.execute(
-                update(Lease)
-                .where(
-                    col(Lease.name) == "reminders",
-                    or_(col(Lease.expires_at).is_(None), col(Lease.expires_at) < now, col(Lease.holder) == self.holder),
-                )
-                .values(holder=self.holder, expires_at=now + timedelta(seconds=self.interval * 0.9))
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return take_lease(self.engine, name="reminders", holder=self.holder, seconds=self.interval * 0.9)
 
     def run_once(self) -> int:
         """Send due reminders; returns how many were queued."""
