@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from bot import failpoints
@@ -303,9 +304,15 @@ class PostService:
                 return ActionResult(False, "You made the last edit, so someone else needs to approve this version.")
             if user in approvals_for(session, post):
                 return ActionResult(False, "You already approved this version.")
-            session.add(Approval(post_id=post_id, user_id=user, content_version=post.content_version))
+            try:
+                with session.begin_nested():
+                    session.add(Approval(post_id=post_id, user_id=user, content_version=post.content_version))
+                    session.flush()
+            except IntegrityError:
+                # A double-click raced us; the unique constraint counts each person once.
+                return ActionResult(False, "You already approved this version.")
             add_audit(session, post_id=post_id, actor=user, action="approve", outcome="ok", detail=f"v{post.content_version}")
-            count = len(approvals_for(session, post)) + 1
+            count = len(approvals_for(session, post))
             post.last_activity = f"👍 Approved by <@{user}> ({count}/{self.settings.required_approvals})"
             request_thread_reply(session, post_id, f"👍 <@{user}> approved ({count}/{self.settings.required_approvals}).")
             request_card_sync(session, post_id)
