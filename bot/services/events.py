@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, delete, or_
 from sqlmodel import col, select
 
 from bot.api.budget import BudgetExhausted, Priority
@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.db import find_post, record_webhook, session_scope, take_lease
 from bot.domain import PostStatus, Provider
 from bot.jobs import Retry, enqueue
-from bot.models import Post, utcnow
+from bot.models import Job, Post, WebhookEvent, utcnow
 from bot.services.posts import REFRESH_POST, PostService
 from bot.webhooks.choppity import ChoppityEvent
 
@@ -167,10 +167,26 @@ class Reconciler:
             seconds=max(1.0, self.settings.reconcile_interval_seconds * 0.9),
         )
 
+    def prune(self, *, jobs_older_than: timedelta = timedelta(days=7),
+              events_older_than: timedelta = timedelta(days=14)) -> int:
+        """Delete finished jobs and old webhook ids so the tables stay small.
+
+        Webhook ids are kept well past Choppity's retry span (days), so a late redelivery is still
+        recognised as a duplicate. Audit rows are never deleted.
+        """
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            jobs = session.execute(
+                delete(Job).where(col(Job.status).in_(("done", "failed")), col(Job.finished_at) < now - jobs_older_than)
+            )
+            events = session.execute(delete(WebhookEvent).where(col(WebhookEvent.received_at) < now - events_older_than))
+            return int(jobs.rowcount or 0) + int(events.rowcount or 0)  # type: ignore[attr-defined]
+
     def run_once(self) -> int:
         """Queue refreshes for posts that look stuck; returns how many were queued."""
         if not self.take_lease():
             return 0
+        self.prune()
         now = utcnow()
         checked_before = now - timedelta(seconds=max(30.0, self.settings.reconcile_interval_seconds))
         with session_scope(self.engine) as session:
