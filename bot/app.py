@@ -107,7 +107,7 @@ class Runtime:
                 close()
 
 
-def make_slack_client(settings: Settings) -> WebClient:
+def make_slack_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     """A WebClient for the configured (or fake) Slack API, with short timeouts.
 
     Rate limits are not retried here by sleeping: card updates go through the job queue, which
@@ -116,7 +116,7 @@ def make_slack_client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=10,
+        timeout=timeout,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
     )
 
@@ -149,7 +149,8 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
         poll_seconds=settings.worker_poll_seconds,
         lease_seconds=settings.job_lease_seconds,
     )
-    approvers = Approvers(settings.approvers, slack)
+    # Group lookups run before a click is acknowledged: keep them well inside Slack's 3 s.
+    approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2))
     posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
     events = EventService(engine, posts, wake=runner.wake)
     delivery = SlackDelivery(engine, slack, settings)

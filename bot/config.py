@@ -190,7 +190,7 @@ class Settings:
 
         approvers = csv("APPROVERS")
         for approver in approvers:
-            if not re.fullmatch(r"[USW][A-Z0-9]{2,}", approver):
+            if not re.fullmatch(r"[USW][A-Z0-9_]{2,}", approver):
                 problems.append(f"APPROVERS entries must be user ids (U…) or user-group ids (S…), got {approver!r}")
 
         log_level = (get("LOG_LEVEL") or "INFO").upper()

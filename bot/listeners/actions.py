@@ -108,6 +108,7 @@ def open_edit_modal(services: Services) -> Listener:
         if not services.settings.editors_can_edit:
             refusal = services.posts._refuse_non_approver(user, "edit")
             if refusal:
+                services.posts._audit_denied(post_id, user, "edit", refusal)
                 _tell(client, channel, user, refusal)
                 return
         view_id = _open_loading(client, body["trigger_id"], "Edit draft")
@@ -153,6 +154,7 @@ def open_schedule_modal(services: Services) -> Listener:
             return
         refusal = services.posts._refuse_non_approver(user, "schedule")
         if refusal:
+            services.posts._audit_denied(post_id, user, "schedule", refusal)
             _tell(client, channel, user, refusal)
             return
         view_id = _open_loading(client, body["trigger_id"], "Schedule post")
@@ -184,6 +186,7 @@ def open_cancel_modal(services: Services) -> Listener:
             return
         refusal = services.posts._refuse_non_approver(user, "cancel")
         if refusal:
+            services.posts._audit_denied(post_id, user, "cancel", refusal)
             _tell(client, channel, user, refusal)
             return
         with session_scope(services.engine) as session:

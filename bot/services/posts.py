@@ -117,14 +117,24 @@ def describe_changes(old: PostContent, new: PostContent) -> str:
     return ", ".join(parts) or "no changes"
 
 
-def apply_remote(post: Post, remote: RemotePost) -> bool:
-    """Copy the provider's view onto our row. Terminal states never move back. True if changed."""
+def apply_remote(post: Post, remote: RemotePost, *, ours: bool = False) -> bool:
+    """Copy the provider's view onto our row. Terminal states never move back. True if changed.
+
+    Content that changed at the provider (someone edited the draft there) is a new version: the
+    approvals given so far no longer apply. `ours=True` when the change is our own edit job's result,
+    which versions the content itself.
+    """
     before = (post.status, post.content, post.scheduled_at, post.published_url, post.error)
     current = PostStatus(post.status)
     if not current.is_terminal:
         post.status = remote.status.value
     if not current.is_terminal or current == remote.status:
-        post.content = remote.content.to_dict()
+        new_content = remote.content.to_dict()
+        if not ours and post.content and new_content != post.content and current == PostStatus.DRAFT:
+            post.content_version += 1
+            post.last_editor = None
+            post.last_activity = f"✏️ Edited in {post.provider.title()}"
+        post.content = new_content
         post.scheduled_at = remote.scheduled_at or post.scheduled_at
         post.published_at = remote.published_at or post.published_at
         post.published_url = remote.published_url or post.published_url
@@ -417,7 +427,7 @@ class PostService:
         with session_scope(self.engine) as session:
             post = get_post(session, job.post_id)
             assert post is not None
-            apply_remote(post, remote)
+            apply_remote(post, remote, ours=True)
             post.pending_action = post.pending_by = None
             post.pending_since = None
             detail = remote.status.value
@@ -482,6 +492,7 @@ class PostService:
             if remote is not None and remote.status != PostStatus.DRAFT and action != PendingAction.CANCEL:
                 text += f" It is now {remote.status.value} on {post.provider.title()}; the card has been updated."
             request_ephemeral(session, channel=str(job.payload.get("channel") or post.channel_id), user=user, text=text, post_id=post.id)
+            request_thread_reply(session, job.post_id, f"⚠️ <@{user}> couldn't {action.value} this post: {err.user_message}")
             request_card_sync(session, job.post_id)
         self.wake()
 
@@ -502,6 +513,10 @@ class PostService:
                 session, channel=str(job.payload.get("channel")), user=str(job.payload.get("user")),
                 text="⚠️ Greenlight hit an internal error and could not finish that action. Nothing was published; please try again.",
                 post_id=job.post_id,
+            )
+            request_thread_reply(
+                session, job.post_id,
+                f"⚠️ <@{job.payload.get('user')}> couldn't {job.payload.get('action')} this post: Greenlight hit an internal error.",
             )
             request_card_sync(session, job.post_id)
         self.wake()
