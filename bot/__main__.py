@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from typing import Any
@@ -96,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         logging.getLogger("bot").info("settings are valid: %r", settings)
         return
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # uvicorn handles SIGINT/SIGTERM itself: it stops accepting requests, finishes the ones in
+    # flight, and then `run` stops the workers (their unfinished jobs are leased, never lost).
     run(settings)
 
 

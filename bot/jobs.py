@@ -239,6 +239,19 @@ class JobRunner:
                     .values(status="done", finished_at=now, locked_by=None, locked_until=None)
                     .execution_options(synchronize_session=False)
                 )
+                if status == "pending" and job.dedupe_key is not None:
+                    # The surviving job inherits this one's wait (e.g. Slack's Retry-After), on
+                    # every replica, so merging never makes a retry come early.
+                    session.execute(
+                        update(Job)
+                        .where(
+                            col(Job.dedupe_key) == job.dedupe_key,
+                            col(Job.status) == "pending",
+                            col(Job.run_at) < values["run_at"],
+                        )
+                        .values(run_at=values["run_at"])
+                        .execution_options(synchronize_session=False)
+                    )
 
     def extend_lease(self, job: Job, seconds: float | None = None) -> None:
         """Keep a long-running job's lease alive."""

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SYNC_CARD = "sync_card"
 SLACK_MESSAGE = "slack_message"
+# Pause key for chat.update: Slack rate-limits it per method and workspace, not per channel.
+_CHAT_UPDATE = "chat.update"
 
 
 def request_card_sync(session: Session, post_id: int) -> None:
@@ -165,13 +167,17 @@ class SlackDelivery:
                         .execution_options(synchronize_session=False)
                     )
             else:
+                # A sync queued while another was in flight is not collapsed into it; it must still
+                # wait out the Retry-After that Slack gave the other one.
+                wait = self._paused_for(_CHAT_UPDATE)
+                if wait > 0:
+                    raise Retry("chat.update paused after rate limit", wait)
                 self.slack.chat_update(channel=channel, ts=ts, text=text, blocks=block_dicts)
         except SlackApiError as err:
             retry_after = _retry_after(err)
             if retry_after is not None:
                 self.ratelimited += 1
-                if ts is None:
-                    self._pause(channel, retry_after)
+                self._pause(channel if ts is None else _CHAT_UPDATE, retry_after)
                 raise Retry("slack rate limited", retry_after) from err
             error = err.response.get("error")
             if ts is not None and error in ("message_not_found", "cant_update_message", "channel_not_found"):

@@ -257,6 +257,8 @@ class ReapService:
         self.poll_seconds = POLL_SECONDS
         self.slow_poll_seconds = SLOW_POLL_SECONDS
         self.project_recheck_seconds = PROJECT_RECHECK_SECONDS
+        # What time it is for the hand-off's early/late checks (tests move it forward).
+        self.clock: Callable[[], datetime] = utcnow
         self._integrations: tuple[float, list[ReapIntegration]] | None = None
         self._lock = threading.Lock()
 
@@ -649,7 +651,7 @@ class ReapService:
         wanted = job.payload.get("scheduled_at")
         if isinstance(wanted, int) and abs(wanted - int(when.timestamp())) > 1:
             return  # a stale job for an earlier schedule of this post
-        early = (when - utcnow()).total_seconds()
+        early = (when - self.clock()).total_seconds()
         if early > 1.0:
             raise Retry("not time yet", early)
         try:
@@ -669,7 +671,7 @@ class ReapService:
             )
             remote = self._with_row(job.post_id, remote)
         self.posts.apply_remote_update(job.post_id, remote, source="reap_handoff")
-        late = utcnow() - when
+        late = self.clock() - when
         if remote.status == PostStatus.QUEUED and late > LATE_HANDOFF:
             with session_scope(self.engine) as session:
                 minutes = int(late.total_seconds() // 60)

@@ -19,7 +19,7 @@ SIGNATURE_HEADER = "choppity-signature-256"
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_HEADER_LENGTH = 4096
 MAX_EVENT_ID_LENGTH = 255
-MAX_EVENT_TYPE_LENGTH = 255
+MAX_EVENT_TYPE_LENGTH = 64  # the webhook_event.type column; PostgreSQL refuses longer values
 
 # Explicit ASCII classes with fullmatch: `\d` would accept other scripts' digits and `$` would accept
 # a trailing newline. Twelve digits covers Unix seconds for the next ~30,000 years while keeping
@@ -139,7 +139,8 @@ def verify_signature(
 
 def _usable_str(value: object) -> str | None:
     """Return `value` if it is a non-empty string that can be stored/sent as UTF-8, else None."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        # PostgreSQL text columns cannot hold NUL, which JSON can smuggle in as "\u0000".
         return None
     try:
         # JSON escapes can smuggle lone surrogates ("\ud800") that blow up later in DB or HTTP code.
@@ -191,6 +192,11 @@ def _required_str(envelope: dict[str, Any], key: str, max_length: int) -> str:
     return value
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN/Infinity are not JSON (RFC 8259) and PostgreSQL's json type rejects them on insert.
+    raise ValueError(f"invalid JSON constant {name}")
+
+
 def parse_event(body: bytes) -> ChoppityEvent:
     """Parse an already-verified body into a ChoppityEvent; raise WebhookRejected(400) if malformed."""
     try:
@@ -198,7 +204,7 @@ def parse_event(body: bytes) -> ChoppityEvent:
     except UnicodeDecodeError:
         raise _malformed("body is not UTF-8") from None
     try:
-        envelope = json.loads(text)
+        envelope = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and over-long integer literals; RecursionError covers
         # deeply nested arrays/objects, which the stdlib parser handles by recursing.
