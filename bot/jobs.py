@@ -161,6 +161,8 @@ class JobRunner:
                     .where(
                         col(Job.id) == job_id,
                         col(Job.status).in_(("pending", "running")),
+                        # Re-checked here: another worker may have put it back with a delay since.
+                        col(Job.run_at) <= now,
                         or_(col(Job.locked_until).is_(None), col(Job.locked_until) < now),
                     )
                     .values(

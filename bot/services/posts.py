@@ -440,7 +440,7 @@ class PostService:
                     reply = f"{reply[:-1]} by <@{user}>." if reply else None
                 else:
                     post.last_activity = f"✅ Approved by <@{user}>"
-                    reply = f"✅ <@{user}> approved; Choppity has it {remote.status.value}."
+                    reply = f"✅ <@{user}> approved; {post.provider.title()} has it {remote.status.value}."
             elif action == PendingAction.CANCEL:
                 post.cancelled_by = user
                 post.cancel_reason = job.payload.get("reason")

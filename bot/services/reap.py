@@ -138,9 +138,19 @@ def compose_notes(extra: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"❔ {label}: Reap reported no result")
     lines.extend(str(n) for n in extra.get("status_notes") or [])
-    if not extra.get("final") and not extra.get("handoff_unknown") and not extra.get("cancelled"):
+    open_draft = not extra.get("final") and not extra.get("handoff_unknown") and not extra.get("cancelled")
+    problems = [str(p) for p in extra.get("problems") or []]
+    if problems and open_draft and not extra.get("reap_post_id"):
+        lines.append("⚠️ Edit before publishing: " + " ".join(problems))
+    if open_draft:
         lines.append(CANCEL_NOTE)
     return lines
+
+
+def draft_problems(content: PostContent, extra: dict[str, Any]) -> list[str]:
+    """What would stop this draft from publishing to its targets (e.g. an AI title too long for YouTube)."""
+    tags = [str(t) for t in extra.get("tags") or []]
+    return list(field_errors(content.title or "", content.caption, tags, set(target_platforms(extra))).values())
 
 
 def _label(platform: str) -> str:
@@ -352,6 +362,8 @@ class ReapService:
                     "tags": [],
                     "settings": {p: default_settings(p) for p in platforms if default_settings(p)},
                 }
+                content = PostContent(caption=clip.caption, title=clip.title)
+                extra["problems"] = draft_problems(content, extra)
                 extra["notes"] = compose_notes(extra)
                 row = Post(
                     provider=REAP,
@@ -360,7 +372,7 @@ class ReapService:
                     project_id=project_id,
                     platform=targets[0].platform.value,
                     status=PostStatus.DRAFT.value,
-                    content=PostContent(caption=clip.caption, title=clip.title).to_dict(),
+                    content=content.to_dict(),
                     extra=extra,
                     channel_id=self.settings.slack_channel_id,
                     remote_checked_at=utcnow(),
@@ -479,6 +491,7 @@ class ReapService:
             problems = field_errors(content.title or "", content.caption, list(extra.get("tags") or []), set(platforms))
             if problems:
                 raise ApiBadRequest(" ".join(problems.values()), provider=REAP)
+            extra["problems"] = []
             extra["notes"] = compose_notes(extra)
             post.extra = extra  # reassigned, never mutated: the JSON column doesn't track in-place changes
             post.content = content.to_dict()

@@ -34,6 +34,7 @@ from bot.domain import (
     PendingAction,
     Platform,
     PostStatus,
+    Provider,
     TikTokSettings,
 )
 from bot.slack.forms import caption_length
@@ -257,6 +258,8 @@ def category_name(category_id: str | None) -> str:
 
 
 def _settings_lines(card: Card) -> list[str]:
+    if card.provider is Provider.REAP:
+        return []  # Reap's per-platform settings are in card.notes (PostContent has none for it)
     content = card.content
     if card.platform is Platform.TIKTOK:
         return _tiktok_settings_lines(content.tiktok)

@@ -1,0 +1,343 @@
+"""Greenlight benchmarks: `python -m bench.run [--size tiny|full] [--json PATH]`.
+
+Starts the real app (as its own process, `bench.serve`) against the fake Slack and fake Choppity on
+loopback, measures each figure beside a reference in the same run, prints a table and writes JSON
+(default `bench/results/latest.json`). See docs/benchmarks.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, SIZES, LoadGen
+from bench.sections import (
+    Burst,
+    Reconcile,
+    clicks_section,
+    cost_section,
+    run_parallel,
+    webhooks_section,
+)
+
+DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
+
+
+def log(message: str) -> None:
+    """Progress, on stderr (the table goes to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(size_name: str, workdir: Path) -> dict[str, Any]:
+    """Every section, in an order that keeps the latency measurements on a quiet machine."""
+    size = SIZES[size_name]
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    apps: list[dict[str, Any]] = []
+    sections: dict[str, Any] = {}
+    loadavg: dict[str, list[float]] = {}
+    timings: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def done(step: str) -> None:
+        nonlocal mark
+        loadavg[f"after {step}"] = [round(x, 2) for x in os.getloadavg()]
+        timings[step] = round(time.monotonic() - mark, 1)
+        mark = time.monotonic()
+        log(f"  {step}: {timings[step]:.0f} s, load average {loadavg[f'after {step}'][0]:.2f}")
+
+    burst_a, burst_b = Burst(size, workdir, slack_bound=True), Burst(size, workdir, slack_bound=False)
+    reconcile, stressed = Reconcile(size, workdir, stressed=False), Reconcile(size, workdir, stressed=True)
+
+    def clicks() -> None:
+        with LoadGen() as loadgen:
+            sections["clicks"] = clicks_section(size, workdir, loadgen, apps)
+
+    def cost() -> None:
+        with LoadGen() as loadgen:
+            sections["cost_growth"] = cost_section(size, workdir, loadgen, apps)
+
+    def webhooks() -> None:
+        with LoadGen() as loadgen:
+            out = webhooks_section(size, workdir, loadgen, apps)
+        sections["upstream_per_post"] = out.pop("upstream_per_post")
+        sections["webhooks"] = out
+
+    def side_by_side() -> None:
+        run_parallel([burst_a, burst_b, reconcile, stressed], apps, log, quiet_startups=not size.concurrent_sections)
+
+    steps = [("clicks", "click to ack", clicks), ("cost growth", "cost growth", cost),
+             ("webhooks", "webhooks and Choppity calls per approved post", webhooks),
+             ("burst", "burst of drafts, footprint and reconciler (side by side)", side_by_side)]
+    if size.concurrent_sections:
+        # Smoke runs only: everything at once, the figures are not worth reading.
+        log("all sections at once (smoke run) ...")
+        with ThreadPoolExecutor(len(steps)) as pool:
+            for future in [pool.submit(fn) for _, _, fn in steps]:
+                future.result()
+        done("all sections")
+    else:
+        for n, (step, title, fn) in enumerate(steps, 1):
+            log(f"{n}/{len(steps)} {title} ...")
+            fn()
+            done(step)
+    sections["burst"] = burst_a.result
+    sections["burst_default_budget"] = burst_b.result
+    sections["reconciler"] = reconcile.result
+    sections["reconciler_stressed"] = stressed.result
+    existing = [a["startup_s"] for a in apps if not a["database"].startswith("new")]
+    sections["footprint"] = {
+        "rss_after_start_mib": burst_a.result["memory_after_start"].get("rss_mib"),
+        "rss_after_burst_mib": burst_a.result["memory_after_burst"].get("rss_mib"),
+        "peak_rss_mib": burst_a.result["memory_after_burst"].get("peak_rss_mib"),
+        "startup_new_database_s": next(a["startup_s"] for a in apps if a["database"].startswith("new")),
+        "startup_existing_database_median_s": statistics.median(existing) if existing else None,
+        "startup_existing_database_max_s": max(existing) if existing else None,
+        "apps": apps,
+    }
+    return {
+        "size": size_name,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": time.monotonic() - started,
+        "code": _git_state(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_before": list(load_before),
+            "loadavg": loadavg,
+        },
+        "section_seconds": timings,
+        "sections": sections,
+    }
+
+
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and whether bot/ had uncommitted changes."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "bot_dirty": bool(git("status", "--porcelain", "bot"))}
+
+
+# -- targets and the table ---------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else "yes" if ok else "NO"
+
+
+def targets_and_rows(results: dict[str, Any]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Every figure as a table row, and every target with whether it was met."""
+    s = results["sections"]
+    rows: list[list[str]] = []
+    targets: list[dict[str, Any]] = []
+
+    def target(name: str, ok: bool | None, detail: str) -> str:
+        targets.append({"target": name, "met": ok, "detail": detail})
+        return _met(ok)
+
+    clicks = s["clicks"]
+    floor, naive = clicks["floor"], clicks.get("naive", {})
+    for kind in ("publish", "edit", "schedule"):
+        f = clicks[kind]
+        ok = f["p99"] is not None and f["p99"] < 100 and f["vs_floor_p99"] is not None and f["vs_floor_p99"] <= 2
+        rows.append([
+            f"1. {kind.title()} click → ack, ms (p50/p95/p99, n={f['n']})",
+            f"{_ms(f['p50'])} / {_ms(f['p95'])} / {_ms(f['p99'])}",
+            f"floor {_ms(floor['p50'])} / {_ms(floor['p95'])} / {_ms(floor['p99'])}",
+            f"p50 {_x(f['vs_floor_p50'])}, p99 {_x(f['vs_floor_p99'])}",
+            "p99 < 100 ms and ≤ 2× floor",
+            target(f"{kind} click p99 < 100 ms and within 2x floor", ok,
+                   f"p99 {_ms(f['p99'])} ms, {_x(f['vs_floor_p99'])} floor p99"),
+        ])
+    rows.append([
+        f"1. Naive bot (Choppity before ack), ms (n={naive.get('n', 0)})",
+        f"{_ms(naive.get('p50'))} / {_ms(naive.get('p95'))} / {_ms(naive.get('p99'))}",
+        f"floor p99 {_ms(floor['p99'])}", _x(ratio_(naive.get("p99"), floor["p99"])), "reference", "",
+    ])
+
+    w = s["webhooks"]
+    for rate, row in w["rates"].items():
+        g, b = row["greenlight"], row["bare"]
+        ok: bool | None = None
+        goal = ""
+        if rate == "100":
+            ok = g["p99"] is not None and g["p99"] < 250
+            goal = "p99 < 250 ms"
+        rows.append([
+            f"2. Webhooks at {rate}/s: latency ms (p50/p99), achieved/s",
+            f"{_ms(g['p50'])} / {_ms(g['p99'])}, {g['achieved_per_s']:.0f}/s",
+            f"bare {_ms(b['p50'])} / {_ms(b['p99'])}, {b['achieved_per_s']:.0f}/s",
+            f"p99 {_x(row['p99_vs_bare'])}", goal or "report",
+            target("webhook p99 < 250 ms at 100/s", ok, f"p99 {_ms(g['p99'])} ms") if goal else "",
+        ])
+    mt = w["max_throughput_per_s"]
+    rows.append([
+        "2. Webhooks flat out (32 connections), events/s",
+        f"{mt['greenlight']:.0f}/s", f"bare {mt['bare']:.0f}/s", _x(w["throughput_vs_bare"]), "report ratio", "",
+    ])
+    ok = w["lost"] == 0 and w["duplicates_recognised"] == w["duplicates_sent"]
+    rows.append([
+        "2. Webhooks persisted / lost / redeliveries recognised",
+        f"{w['persisted']} / {w['lost']} / {w['duplicates_recognised']} of {w['duplicates_sent']}",
+        "", "", "0 lost, all redeliveries recognised",
+        target("webhooks: none lost, every redelivery recognised", ok, f"lost {w['lost']}"),
+    ])
+
+    for key, label in (("burst", "Slack-bound"), ("burst_default_budget", "default Choppity budget")):
+        bu = s[key]
+        primary = key == "burst"
+        rows.append([
+            f"3. Burst of {bu['drafts']} drafts ({label}): share of allowed rate",
+            f"{_pct(bu['share_of_allowed'])} ({_num(bu['achieved_per_s'], 2)}/s)",
+            f"allowed {bu['allowed_per_s']:g}/s + burst {bu['allowed_burst']}",
+            "", "≥ 90%" if primary else "report",
+            target("burst: >= 90% of Slack's allowed rate", bu["share_of_allowed"] is not None
+                   and bu["share_of_allowed"] >= 0.9, _pct(bu["share_of_allowed"])) if primary else "",
+        ])
+        rows.append([
+            f"3. Burst ({label}): Slack 429s / cards lost / duplicates",
+            f"{bu['slack_429s']} / {bu['cards_lost']} / {bu['duplicate_cards']}",
+            f"{bu['slack_429s_in_first_5s']} of the 429s in the first 5 s", "",
+            "only the first few 429s; 0 lost" if primary else "0 lost",
+            target("burst: only the first few 429s (<= 5), no card lost", bu["slack_429s"] <= 5 and bu["cards_lost"] == 0,
+                   f"{bu['slack_429s']} 429s, {bu['cards_lost']} lost") if primary else
+            target("burst with default budget: no card lost", bu["cards_lost"] == 0, f"{bu['cards_lost']} lost"),
+        ])
+        rows.append([
+            f"3. Burst ({label}): first → last card, s",
+            f"{bu['first_to_last_card_s']:.1f}", f"ideal {bu['ideal_first_to_last_card_s']:.1f}",
+            "", "report", "",
+        ])
+
+    cost = s["cost_growth"]
+    sizes = list(cost["sizes"])
+    for kind in ("publish", "edit", "schedule", "floor"):
+        cells = " · ".join(f"{_ms(cost['sizes'][n][kind]['p50'])}/{_ms(cost['sizes'][n][kind]['p95'])}" for n in sizes)
+        growth = cost["growth_largest_vs_smallest"][kind]
+        flat = None if kind == "floor" else (growth["p50"] is not None and growth["p50"] <= 1.25)
+        rows.append([
+            f"4. {kind.title()} click p50/p95 ms at {' · '.join(sizes)} posts",
+            cells, "", f"p50 {_x(growth['p50'])}, p95 {_x(growth['p95'])}"
+            + (f"; p50/floor {_x(growth.get('p50_floor_normalised'))}" if kind != "floor" else ""),
+            "flat (p50 ratio ≤ 1.25×)" if kind != "floor" else "reference",
+            target(f"cost growth flat for {kind} (p50 {sizes[-1]} vs {sizes[0]} posts <= 1.25x)", flat,
+                   _x(growth["p50"])) if kind != "floor" else "",
+        ])
+
+    fp = s["footprint"]
+    rows.append(["5. Resident memory after start / after burst / peak, MiB",
+                 f"{_num(fp['rss_after_start_mib'])} / {_num(fp['rss_after_burst_mib'])} / {_num(fp['peak_rss_mib'])}",
+                 "", "", "report", ""])
+    rows.append(["5. Start-up to healthy, s (new DB / existing DB median)",
+                 f"{fp['startup_new_database_s']:.2f} / {_num(fp['startup_existing_database_median_s'], 2)}",
+                 "", "", "report", ""])
+
+    up = s["upstream_per_post"]
+    a = up["approved"]
+    rows.append([
+        "6. Choppity calls per approved post (draft → publish → published)",
+        f"{_num(a['calls_per_post'], 1)} (max {a['max']}, n={a['posts']})",
+        f"with an edit: {_num(up['edited_then_approved']['calls_per_post'], 1)}", "", "≤ 3",
+        target("Choppity calls per approved post <= 3", a["max"] is not None and a["max"] <= 3, f"max {a['max']}"),
+    ])
+    for key in ("reconciler", "reconciler_stressed"):
+        r = s[key]
+        worst = r["max_calls_in_any_60s"]
+        # A window shorter than a minute (tiny runs) cannot say anything about a per-minute budget.
+        ok_r = None if worst is None else worst < 60 and r["choppity_429s"] == 0
+        measured = (f"{worst} in the busiest 60 s ({r['calls']} in {r['window_s']:g} s)" if worst is not None
+                    else f"{r['calls']} in {r['window_s']:g} s (window under a minute)")
+        rows.append([
+            f"6. Reconciler every {r['interval_s']:g} s, {r['tracked_posts']} tracked posts: Choppity calls",
+            measured, f"{r['choppity_429s']} 429s from Choppity", "", "< 60 per minute",
+            target(f"reconciler (every {r['interval_s']:g} s) under 60 calls/min", ok_r,
+                   f"max {worst} in 60 s, {r['choppity_429s']} 429s"),
+        ])
+    return targets, rows
+
+
+def ratio_(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    header = ["Figure", "Greenlight", "Reference", "Ratio", "Target", "Met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results (default {DEFAULT_JSON})")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and app logs (path printed)")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only print the table of an earlier run's JSON")
+    args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads(args.render.read_text())
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="greenlight-bench-"))
+        try:
+            results = run(args.size, workdir)
+        except BaseException:
+            log(f"benchmark failed; databases and app logs kept in {workdir}")
+            raise
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")  # before rendering: keep the data
+        if args.keep:
+            log(f"databases and app logs: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    targets, rows = targets_and_rows(results)
+    results["targets"] = targets
+    results["table"] = table(rows)
+    if not args.render:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(results["table"])
+    met = sum(1 for t in targets if t["met"])
+    evaluated = sum(1 for t in targets if t["met"] is not None)
+    load = results["machine"]["loadavg_before"][0]
+    print(f"\n{met} of {evaluated} targets met · size {results['size']} · {results['duration_s']:.0f} s · "
+          f"load average before {load:.2f} on {results['machine']['cpus']} CPUs · results in {args.render or args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,577 @@
+"""The six measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file,
+against its own fake Slack and fake Choppity, and returns plain numbers (ms, seconds, counts)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+from slack_sdk import WebClient
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from bench.common import (
+    CHANNEL,
+    SIGNING_SECRET,
+    WEBHOOK_SECRET,
+    AppProcess,
+    LoadGen,
+    Size,
+    app_env,
+    click_body,
+    count_posts,
+    fakes,
+    insert_history,
+    insert_rows,
+    new_database,
+    post_row,
+    ratio,
+    summary,
+)
+from bot.db import make_engine
+from bot.models import Job, Post, WebhookEvent, utcnow
+from bot.slack.ids import ActionId, Field, ViewId
+from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
+from tests.fakes.slack import FakeSlack
+from tests.harness import SlackDriver, wait_until
+
+PLATFORMS = ("youtube", "tiktok", "instagram", "linkedin")
+FOREVER = 10**9
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+
+def settle(engine: Engine, timeout: float = 120.0) -> float:
+    """Wait until no job is due or running; returns how long that took."""
+    started = time.monotonic()
+    idle = 0
+    while True:
+        with Session(engine) as session:
+            busy = session.exec(
+                select(Job.id).where(col(Job.status).in_(("pending", "running")), Job.run_at <= utcnow())
+            ).first()
+        if busy is None:
+            idle += 1
+            if idle >= 2:
+                return time.monotonic() - started
+        else:
+            idle = 0
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"jobs still pending after {timeout}s")
+        time.sleep(0.05)
+
+
+def seed_cards(engine: Engine, slack: FakeSlack, choppity: FakeChoppity, count: int, offset: int = 0) -> list[int]:
+    """`count` drafts known to Choppity, carded in Slack and tracked in the database; our post ids."""
+    client = WebClient(token=slack.token, base_url=slack.url)
+    rows = []
+    for n in range(count):
+        remote = choppity.add_post(PLATFORMS[(n + offset) % len(PLATFORMS)])
+        ts = client.chat_postMessage(channel=CHANNEL, text="card")["ts"]
+        rows.append(post_row(remote, message_ts=ts))
+    insert_rows(engine, Post, rows)
+    external = [r["external_id"] for r in rows]
+    with Session(engine) as session:
+        found = dict(session.exec(select(Post.external_id, Post.id).where(col(Post.external_id).in_(external))).all())
+    return [int(found[e]) for e in external]
+
+
+def click_plan(slack: FakeSlack, publish_ids: list[int], reusable_ids: list[int], floor_id: int,
+               per_kind: int, seed: int) -> list[list[str]]:
+    """Rounds of Publish, Edit, Schedule and floor clicks, each round in a shuffled order."""
+    rng = random.Random(seed)
+    plan: list[list[str]] = []
+    k = len(reusable_ids)
+    for n in range(per_kind):
+        round_ = [
+            ["publish", "/slack/events", click_body(slack, ActionId.PUBLISH, publish_ids[n])],
+            ["edit", "/slack/events", click_body(slack, ActionId.EDIT, reusable_ids[n % k])],
+            ["schedule", "/slack/events", click_body(slack, ActionId.SCHEDULE, reusable_ids[(n + k // 2) % k])],
+            ["floor", "/bench/floor/slack/events", click_body(slack, ActionId.PUBLISH, floor_id)],
+        ]
+        rng.shuffle(round_)
+        plan.extend(round_)
+    return plan
+
+
+def click_figures(latencies: dict[str, list[float]]) -> dict[str, Any]:
+    """Percentiles per kind, with ratios to the floor at the same percentile."""
+    out: dict[str, Any] = {}
+    floor = summary(latencies.get("floor", []))
+    for kind, values in latencies.items():
+        figures = summary(values)
+        if kind not in ("floor", "naive"):
+            figures["vs_floor_p50"] = ratio(figures["p50"], floor["p50"])
+            figures["vs_floor_p99"] = ratio(figures["p99"], floor["p99"])
+        out[kind] = figures
+    return out
+
+
+def measure_clicks(app: AppProcess, slack: FakeSlack, choppity: FakeChoppity, engine: Engine, loadgen: LoadGen,
+                   size: Size, per_kind: int, *, naive: bool, seed: int) -> dict[str, Any]:
+    """Seed fresh drafts, then send the interleaved click plan through the load generator."""
+    reusable = min(20, max(2, per_kind))
+    publish_ids = seed_cards(engine, slack, choppity, per_kind, offset=seed)
+    reusable_ids = seed_cards(engine, slack, choppity, reusable, offset=seed + 1)
+    floor_id = reusable_ids[0]
+    plan = click_plan(slack, publish_ids, reusable_ids, floor_id, per_kind, seed)
+    warmup = [["/bench/floor/slack/events", click_body(slack, ActionId.PUBLISH, floor_id)] for _ in range(5)]
+    warmup += [["/slack/events", click_body(slack, ActionId.SCHEDULE, reusable_ids[-1])] for _ in range(3)]
+    job: dict[str, Any] = {"op": "clicks", "base": app.url, "secret": SIGNING_SECRET, "rate": size.click_rate,
+                           "plan": plan, "warmup": warmup}
+    if naive:
+        duration = len(plan) / size.click_rate
+        naive_count = max(1, math.ceil(duration / size.naive_interval) + 1)
+        naive_ids = seed_cards(engine, slack, choppity, naive_count, offset=seed + 2)
+        job["naive"] = {
+            "interval": size.naive_interval,
+            "items": [["/bench/naive/slack/events", click_body(slack, ActionId.PUBLISH, i)] for i in naive_ids],
+        }
+    result = loadgen.run(job)
+    figures = click_figures(result["latencies"])
+    figures["statuses"] = result["statuses"]
+    figures["click_rate_per_s"] = len(plan) / result["elapsed"] if result["elapsed"] else None
+    return figures
+
+
+def send_event(app: AppProcess, event_type: str, data: dict[str, Any], client: httpx.Client | None = None) -> int:
+    """One signed Choppity delivery to the app; its HTTP status."""
+    body = make_event(event_type, data)
+    poster = client or httpx
+    response = poster.post(f"{app.url}/webhooks/choppity", content=body, headers=webhook_headers(body, WEBHOOK_SECRET),
+                           timeout=60)
+    return int(response.status_code)
+
+
+def db_post(engine: Engine, external_id: str) -> Post | None:
+    """Our row for a Choppity post id."""
+    with Session(engine) as session:
+        post = session.exec(select(Post).where(Post.external_id == external_id)).first()
+        if post is not None:
+            session.expunge(post)
+        return post
+
+
+def wait_post(engine: Engine, external_id: str, predicate: Callable[[Post], bool], what: str) -> None:
+    """Wait until our row for a Choppity post exists and satisfies `predicate`."""
+
+    def check() -> bool:
+        post = db_post(engine, external_id)
+        return post is not None and predicate(post)
+
+    wait_until(check, 60, what)
+
+
+def max_in_window(times: list[float], window: float = 60.0) -> int:
+    """The most events inside any `window`-second stretch."""
+    ordered = sorted(times)
+    best = 0
+    j = 0
+    for i, t in enumerate(ordered):
+        while ordered[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+# -- 1. click to ack --------------------------------------------------------------------------------------
+
+
+def clicks_section(size: Size, workdir: Path, loadgen: LoadGen, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Publish/Edit/Schedule ack latency while Choppity takes 2 s, beside the floor and a naive bot."""
+    with fakes(choppity_limit=None) as (slack, choppity):
+        slack.trigger_ttl = 1e9  # click bodies are built before they are sent
+        url = f"sqlite:///{workdir / 'clicks.db'}"  # fresh file: this start-up includes the migrations
+        app = AppProcess(app_env(slack, choppity, url, CHOPPITY_REQUESTS_PER_MINUTE="600"), workdir / "clicks.log")
+        app.start()
+        apps.append({"section": "clicks", "database": "new (runs migrations)", "startup_s": app.startup_seconds,
+                     **app.memory()})
+        try:
+            engine = make_engine(url)
+            choppity.delay_next("*", r".*", size.choppity_latency, times=FOREVER)
+            figures = measure_clicks(app, slack, choppity, engine, loadgen, size, size.clicks_per_kind,
+                                     naive=True, seed=1)
+            figures["choppity_latency_s"] = size.choppity_latency
+            time.sleep(size.choppity_latency + 0.5)  # let the last modals finish before the app stops
+            return figures
+        finally:
+            app.stop()
+
+
+# -- 4. cost growth ---------------------------------------------------------------------------------------
+
+
+def cost_section(size: Size, workdir: Path, loadgen: LoadGen, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same clicks with 100 / 10,000 / 100,000 posts (plus their audit rows and finished jobs)."""
+    with fakes(choppity_limit=None) as (slack, choppity):
+        slack.trigger_ttl = 1e9
+        url, engine = new_database(workdir, "cost")
+        app = AppProcess(app_env(slack, choppity, url, CHOPPITY_REQUESTS_PER_MINUTE="600"), workdir / "cost.log")
+        app.start()
+        apps.append({"section": "cost growth", "database": "existing, empty", "startup_s": app.startup_seconds,
+                     **app.memory()})
+        try:
+            choppity.delay_next("*", r".*", size.choppity_latency, times=FOREVER)
+            template = post_row(choppity.add_post("youtube"))
+            by_size: dict[str, Any] = {}
+            per_kind = size.cost_clicks_per_kind
+            reusable = min(20, max(2, per_kind))
+            for n, target in enumerate(size.cost_sizes):
+                # The clicked drafts count towards the size.
+                filler = max(0, target - count_posts(engine) - per_kind - reusable)
+                started = time.monotonic()
+                insert_history(engine, filler, template)
+                seeded = time.monotonic() - started
+                settle(engine)
+                figures = measure_clicks(app, slack, choppity, engine, loadgen, size, per_kind, naive=False,
+                                         seed=100 + n)
+                figures["posts"] = count_posts(engine)
+                figures["seed_seconds"] = seeded
+                by_size[str(target)] = figures
+            first, last = by_size[str(size.cost_sizes[0])], by_size[str(size.cost_sizes[-1])]
+            growth = {
+                kind: {
+                    "p50": ratio(last[kind]["p50"], first[kind]["p50"]),
+                    "p95": ratio(last[kind]["p95"], first[kind]["p95"]),
+                    "p99": ratio(last[kind]["p99"], first[kind]["p99"]),
+                    # The same, with each size's p50 first divided by that size's floor p50 (machine drift).
+                    "p50_floor_normalised": ratio(last[kind].get("vs_floor_p50"), first[kind].get("vs_floor_p50")),
+                }
+                for kind in ("publish", "edit", "schedule", "floor")
+            }
+            time.sleep(size.choppity_latency + 0.5)  # let the last modals finish before the app stops
+            return {"sizes": by_size, "growth_largest_vs_smallest": growth}
+        finally:
+            app.stop()
+
+
+# -- 2. webhook ingestion, then 6a. upstream calls per approved post -----------------------------------
+
+
+def webhooks_section(size: Size, workdir: Path, loadgen: LoadGen, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Signed, de-duplicated, persisted Choppity events at fixed rates and flat out, beside a bare route."""
+    with fakes() as (slack, choppity):
+        url, engine = new_database(workdir, "webhooks")
+        app = AppProcess(app_env(slack, choppity, url), workdir / "webhooks.log")
+        app.start()
+        apps.append({"section": "webhooks", "database": "existing, empty", "startup_s": app.startup_seconds,
+                     **app.memory()})
+        try:
+            out = _webhooks(size, app, engine, loadgen)
+            out["upstream_per_post"] = _calls_per_approved_post(size, app, engine, slack, choppity)
+            return out
+        finally:
+            app.stop()
+
+
+def _webhooks(size: Size, app: AppProcess, engine: Engine, loadgen: LoadGen) -> dict[str, Any]:
+    app_path, bare_path = "/webhooks/choppity", "/bench/bare/webhooks/choppity"
+    expected_persisted = 0
+    duplicates_sent = duplicates_recognised = 0
+    rates: dict[str, Any] = {}
+    for rate in size.webhook_rates:
+        row: dict[str, Any] = {}
+        for label, path in (("greenlight", app_path), ("bare", bare_path)):
+            result = loadgen.run({"op": "webhooks_open", "base": app.url, "path": path, "secret": WEBHOOK_SECRET,
+                                  "rate": rate, "seconds": size.webhook_seconds, "dup_every": 10})
+            figures = summary(result.pop("latencies"))
+            figures.update(result)
+            figures["achieved_per_s"] = result["ok"] / result["elapsed"] if result["elapsed"] else None
+            if label == "greenlight":
+                expected_persisted += result["accepted_as_new"] + result["warmup_accepted"]
+                duplicates_sent += result["duplicates_sent"]
+                duplicates_recognised += result["duplicates_recognised"]
+                figures["backlog_drained_s"] = settle(engine)
+            row[label] = figures
+        row["p99_vs_bare"] = ratio(row["greenlight"]["p99"], row["bare"]["p99"])
+        rates[str(rate)] = row
+    totals = {"greenlight": [0, 0.0], "bare": [0, 0.0]}
+    for label, path in (("greenlight", app_path), ("bare", bare_path)) * 2:
+        result = loadgen.run({"op": "webhooks_closed", "base": app.url, "path": path, "secret": WEBHOOK_SECRET,
+                              "concurrency": 32, "seconds": size.max_throughput_seconds})
+        totals[label][0] += result["ok"]
+        totals[label][1] += result["elapsed"]
+        if label == "greenlight":
+            expected_persisted += result["ok"] + result["warmup_accepted"]
+            settle(engine, timeout=600)
+    max_tp = {label: ok / elapsed if elapsed else None for label, (ok, elapsed) in totals.items()}
+    with Session(engine) as session:
+        persisted = int(session.exec(select(func.count()).select_from(WebhookEvent)).one())
+    return {
+        "rates": rates,
+        "max_throughput_per_s": max_tp,
+        "throughput_vs_bare": ratio(max_tp["greenlight"], max_tp["bare"]),
+        "persisted": persisted,
+        "expected_persisted": expected_persisted,
+        "lost": expected_persisted - persisted,
+        "duplicates_sent": duplicates_sent,
+        "duplicates_recognised": duplicates_recognised,
+    }
+
+
+def _calls_per_approved_post(size: Size, app: AppProcess, engine: Engine, slack: FakeSlack,
+                             choppity: FakeChoppity) -> dict[str, Any]:
+    """Draft webhook → card → Publish click → publish webhook; Choppity calls per post (also with an edit)."""
+    driver = SlackDriver(SimpleNamespace(url=app.url), slack)  # type: ignore[arg-type]
+    results: dict[str, list[int]] = {"approved": [], "edited_then_approved": []}
+    flows = [("approved", i) for i in range(size.approved_posts)] + [
+        ("edited_then_approved", i) for i in range(size.edited_posts)
+    ]
+    for kind, n in flows:
+        remote = choppity.add_post(PLATFORMS[n % len(PLATFORMS)])
+        external = remote["id"]
+        assert send_event(app, "post.draft.created", {"post_id": external, "clip_id": remote["clip_id"]}) == 200
+        wait_post(engine, external, lambda p: p.message_ts is not None, "card")
+        post = db_post(engine, external)
+        assert post is not None and post.id is not None
+        our_id = post.id
+        if kind == "edited_then_approved":
+            driver.click(ActionId.EDIT, our_id)
+            view = driver.latest_view(ViewId.EDIT, post_id=our_id)
+            driver.submit(view, values={Field.CAPTION: {"type": "plain_text_input", "value": f"Edited caption {n}"}})
+            wait_post(engine, external, lambda p: p.content_version == 2 and p.pending_action is None, "edit saved")
+        driver.click(ActionId.PUBLISH, our_id)
+        wait_post(engine, external, lambda p: p.status == "queued" and p.pending_action is None, "publish accepted")
+        choppity.complete_publish(external)
+        assert send_event(app, "post.published", {"post_id": external, "clip_id": remote["clip_id"]}) == 200
+        wait_post(engine, external, lambda p: p.status == "published", "published")
+        settle(engine)
+        results[kind].append(len(choppity.calls(path_regex=re.escape(external))))
+    out: dict[str, Any] = {}
+    for kind, counts in results.items():
+        out[kind] = {"posts": len(counts), "calls_per_post": (sum(counts) / len(counts)) if counts else None,
+                     "max": max(counts) if counts else None}
+    out["choppity_429s"] = choppity.rate_limited_count
+    return out
+
+
+# -- 3. burst of drafts, 5. footprint, 6b. reconciler: slow, mostly idle, run side by side ----------------
+
+
+class Parallel:
+    """A section that is started on its own (so start-up is timed quietly) and then run in a thread."""
+
+    name = ""
+
+    def __init__(self, size: Size, workdir: Path) -> None:
+        self.size = size
+        self.workdir = workdir
+        self.stack = ExitStack()
+        self.app: AppProcess | None = None
+        self.result: dict[str, Any] = {}
+        self.error: BaseException | None = None
+
+    def prepare(self) -> None:
+        """Fakes, database and seed data (one section at a time: migrations are not thread-safe)."""
+        raise NotImplementedError
+
+    def launch(self, apps: list[dict[str, Any]]) -> None:
+        """Start the app process."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def thread_main(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the orchestrator
+            self.error = exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.stop()
+        self.stack.close()
+
+
+class Burst(Parallel):
+    """N post.draft.created events at once; fake Slack allows ~1 chat.postMessage/s per channel."""
+
+    def __init__(self, size: Size, workdir: Path, *, slack_bound: bool) -> None:
+        super().__init__(size, workdir)
+        self.slack_bound = slack_bound
+        self.name = "burst (Slack-bound)" if slack_bound else "burst (default Choppity budget)"
+
+    def prepare(self) -> None:
+        self.tag = "burst_a" if self.slack_bound else "burst_b"
+        self.slack, self.choppity = self.stack.enter_context(fakes(choppity_limit=None if self.slack_bound else 60))
+        self.url, self.engine = new_database(self.workdir, self.tag)
+
+    def launch(self, apps: list[dict[str, Any]]) -> None:
+        overrides = {"CHOPPITY_REQUESTS_PER_MINUTE": "600"} if self.slack_bound else {}
+        env = app_env(self.slack, self.choppity, self.url, **overrides)
+        self.app = AppProcess(env, self.workdir / f"{self.tag}.log").start()
+        self.memory_after_start = self.app.memory()
+        apps.append({"section": self.name, "database": "existing, empty", "startup_s": self.app.startup_seconds,
+                     **self.memory_after_start})
+
+    def run(self) -> None:
+        size, slack, app = self.size, self.slack, self.app
+        assert app is not None
+        remotes = [self.choppity.add_post(PLATFORMS[n % len(PLATFORMS)]) for n in range(size.burst_drafts)]
+        slack.set_post_rate_limit(per_second=size.slack_per_second, burst=size.slack_burst)
+        statuses: list[int] = []
+        lock = threading.Lock()
+        started = time.monotonic()
+        with httpx.Client(limits=httpx.Limits(max_connections=64), timeout=120) as client:
+            def deliver(chunk: list[dict[str, Any]]) -> None:
+                for remote in chunk:
+                    status = send_event(app, "post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]},
+                                        client)
+                    with lock:
+                        statuses.append(status)
+
+            senders = [threading.Thread(target=deliver, args=(remotes[i::32],)) for i in range(32)]
+            for t in senders:
+                t.start()
+            for t in senders:
+                t.join()
+        all_acked = time.monotonic() - started
+
+        def with_card() -> int:
+            with Session(self.engine) as session:
+                return int(session.exec(
+                    select(func.count()).select_from(Post).where(col(Post.message_ts).is_not(None))
+                ).one())
+
+        deadline = started + size.burst_timeout
+        while with_card() < size.burst_drafts and time.monotonic() < deadline:
+            time.sleep(0.5)
+        settle(self.engine, timeout=60)
+        carded = with_card()
+        calls = slack.calls("chat.postMessage")
+        posted = [c for c in calls if c.http_status == 200 and c.error is None and not c.args.get("thread_ts")]
+        times = sorted(c.at for c in posted)
+        carded_posts = {json.dumps(c.args.get("metadata", {}).get("event_payload", {}), sort_keys=True) for c in posted}
+        rate, burst = size.slack_per_second, size.slack_burst
+        span = (times[-1] - times[0]) if len(times) > 1 else 0.0
+        achieved = (len(times) - burst) / span if span > 0 else None
+        limited = [c.at for c in calls if c.http_status == 429]
+        first_card = times[0] if times else started
+        self.result = {
+            "drafts": size.burst_drafts,
+            "events_acked_s": all_acked,
+            "event_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+            "cards_posted": len(posted),
+            "distinct_cards": len(carded_posts),
+            "posts_with_card": carded,
+            "cards_lost": size.burst_drafts - carded,
+            "duplicate_cards": len(posted) - len(carded_posts),
+            "slack_429s": slack.ratelimited_count,
+            "slack_429s_in_first_5s": sum(1 for t in limited if t - first_card < 5.0),
+            "allowed_per_s": rate,
+            "allowed_burst": burst,
+            "achieved_per_s": achieved,
+            "share_of_allowed": (achieved / rate) if achieved is not None else None,
+            "first_to_last_card_s": span,
+            "ideal_first_to_last_card_s": (len(times) - burst) / rate,
+            "event_to_last_card_s": (times[-1] - started) if times else None,
+            "choppity_calls": len(self.choppity.calls()),
+            "choppity_429s": self.choppity.rate_limited_count,
+            "memory_after_start": self.memory_after_start,
+            "memory_after_burst": app.memory(),
+        }
+
+
+class Reconcile(Parallel):
+    """Choppity calls made by the reconciler with many posts that look stuck (queued / scheduled)."""
+
+    def __init__(self, size: Size, workdir: Path, *, stressed: bool) -> None:
+        super().__init__(size, workdir)
+        self.stressed = stressed
+        self.interval = size.stressed_interval if stressed else size.reconcile_interval
+        self.window = size.stressed_window if stressed else size.reconcile_window
+        self.name = f"reconciler (every {self.interval:g} s)"
+
+    def prepare(self) -> None:
+        self.tag = "reconcile_stressed" if self.stressed else "reconcile"
+        self.slack, self.choppity = self.stack.enter_context(fakes(choppity_limit=60))
+        self.url, self.engine = new_database(self.workdir, self.tag)
+        rows = []
+        past_ms = int((time.time() - 600) * 1000)
+        for n in range(self.size.tracked_posts):
+            platform = PLATFORMS[n % len(PLATFORMS)]
+            if n % 2:
+                remote = self.choppity.add_post(platform, status="queued")
+            else:
+                remote = self.choppity.add_post(platform, status="scheduled", scheduled_at=past_ms)
+            rows.append(post_row(remote, message_ts=f"{1_700_000_000 + n}.000200", age=timedelta(minutes=10),
+                                 remote_checked_at=None, approved_by="U_ANA"))
+        insert_rows(self.engine, Post, rows)
+
+    def launch(self, apps: list[dict[str, Any]]) -> None:
+        env = app_env(self.slack, self.choppity, self.url, RECONCILE_INTERVAL_SECONDS=f"{self.interval:g}")
+        self.app = AppProcess(env, self.workdir / f"{self.tag}.log").start()
+        self.started = time.monotonic()
+        apps.append({"section": self.name, "database": f"existing, {self.size.tracked_posts} posts",
+                     "startup_s": self.app.startup_seconds, **self.app.memory()})
+
+    def run(self) -> None:
+        remaining = self.started + self.window - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        calls = [c.at for c in self.choppity.calls("GET", r"^/v1/posts/") if c.at >= self.started]
+        minutes = self.window / 60
+        self.result = {
+            "tracked_posts": self.size.tracked_posts,
+            "interval_s": self.interval,
+            "window_s": self.window,
+            "calls": len(calls),
+            "calls_per_minute": len(calls) / minutes,
+            "max_calls_in_any_60s": max_in_window(calls) if self.window >= 60 else None,
+            "choppity_429s": self.choppity.rate_limited_count,
+        }
+
+
+def run_parallel(sections: list[Parallel], apps: list[dict[str, Any]], log: Callable[[str], None],
+                 *, quiet_startups: bool = True) -> None:
+    """Start each section (in turn, or all at once), then run them side by side."""
+    try:
+        for section in sections:
+            section.prepare()
+        if quiet_startups:
+            for section in sections:
+                log(f"  starting {section.name}")
+                section.launch(apps)
+        else:
+            errors: list[BaseException] = []
+
+            def start(section: Parallel) -> None:
+                try:
+                    section.launch(apps)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    errors.append(exc)
+
+            starters = [threading.Thread(target=start, args=(s,)) for s in sections]
+            for t in starters:
+                t.start()
+            for t in starters:
+                t.join()
+            if errors:
+                raise errors[0]
+    except BaseException:
+        for section in sections:
+            section.close()
+        raise
+    threads = [threading.Thread(target=s.thread_main, name=s.name) for s in sections]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for section in sections:
+        if section.error is not None:
+            raise RuntimeError(f"{section.name} failed") from section.error
