@@ -282,3 +282,20 @@ def test_escape_round_trip() -> None:
 @pytest.mark.parametrize("platform", list(Platform))
 def test_every_state_and_platform_validates(status: PostStatus, platform: Platform) -> None:
     render(make_card(status=status, platform=platform))
+
+
+def test_reap_post_handed_off_offers_no_cancel_but_a_greenlight_held_schedule_does() -> None:
+    from bot.domain import Provider
+
+    def ids(card: Card) -> list[str]:
+        _, blocks = card_message(card)
+        return [e["action_id"] for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]]
+
+    handed_off = make_card(provider=Provider.REAP, status=PostStatus.QUEUED, targets=("YouTube · My Channel",))
+    held = make_card(provider=Provider.REAP, status=PostStatus.SCHEDULED, targets=("YouTube · My Channel",))
+    assert ids(handed_off) == []
+    assert ids(held) == [ActionId.CANCEL]
+    _, blocks = card_message(make_card(provider=Provider.REAP, targets=("YouTube · My Channel", "TikTok · @me")))
+    publish = next(e for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]
+                   if e["action_id"] == ActionId.PUBLISH)
+    assert "YouTube · My Channel, TikTok · @me" in publish["confirm"]["text"]["text"]

@@ -330,6 +330,8 @@ def _buttons(card: Card) -> list[ButtonElement]:
     if card.pending_action is not None or card.status.is_terminal:
         return []
     cancel = _button("Cancel", ActionId.CANCEL, card, style="danger")
+    if card.status == PostStatus.QUEUED and card.provider == Provider.REAP:
+        return []  # handed to Reap, which has no cancel endpoint; the card's note says so
     if card.status in (PostStatus.QUEUED, PostStatus.SCHEDULED):
         return [cancel]
     # Draft.
@@ -340,7 +342,11 @@ def _buttons(card: Card) -> list[ButtonElement]:
         # Publishing can't be taken back; a client-side confirm costs one click and saves a post.
         publish.confirm = ConfirmObject(
             title="Publish now?",
-            text=f"This posts to {card.platform.label} right away.",
+            text=(
+                f"This posts to {', '.join(card.targets)} right away."
+                if card.targets
+                else f"This posts to {card.platform.label} right away."
+            )[:300],
             confirm="Publish",
             deny="Not yet",
         )
