@@ -114,6 +114,9 @@ class SlackDelivery:
         # Per-channel pause after a 429 on chat.postMessage, so a burst of new cards is paced at
         # what Slack allows instead of hammering it (shared by this process's worker threads).
         self._channel_paused_until: dict[str, float] = {}
+        self._pace: dict[str, float] = {}
+        self._last_limited: dict[str, float] = {}
+        self._next_slot: dict[str, float] = {}
         self._lock = threading.Lock()
         self.ratelimited = 0
 
@@ -130,6 +133,33 @@ class SlackDelivery:
     def _paused_for(self, channel: str) -> float:
         with self._lock:
             return max(0.0, self._channel_paused_until.get(channel, 0.0) - time.monotonic())
+
+    def _reserve_post_slot(self, channel: str) -> float:
+        """After a 429, space new cards in `channel` one Retry-After apart; returns the wait.
+
+        Slack allows about one message per second per channel. Bouncing off the limit costs a 429
+        per card; pacing at the rate Slack told us keeps a burst flowing at the allowed rate.
+        Pacing lapses a minute after the last 429.
+        """
+        with self._lock:
+            now = time.monotonic()
+            pace = self._pace.get(channel, 0.0)
+            if pace <= 0 or now - self._last_limited.get(channel, 0.0) > 60.0:
+                self._pace.pop(channel, None)
+                return max(0.0, self._channel_paused_until.get(channel, 0.0) - now)
+            slot = max(now, self._next_slot.get(channel, 0.0), self._channel_paused_until.get(channel, 0.0))
+            if slot > now:
+                return slot - now
+            self._next_slot[channel] = now + pace
+            return 0.0
+
+    def _limited(self, channel: str, retry_after: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._pace[channel] = max(0.5, min(retry_after, 5.0))
+            self._last_limited[channel] = now
+            self._channel_paused_until[channel] = max(self._channel_paused_until.get(channel, 0.0), now + retry_after)
+            self._next_slot[channel] = max(self._next_slot.get(channel, 0.0), now + retry_after)
 
     def sync_card(self, job: Job) -> None:
         """Post the card if it has no message yet, else update it in place."""
@@ -148,9 +178,9 @@ class SlackDelivery:
         block_dicts = [b.to_dict() for b in blocks]
         try:
             if ts is None:
-                wait = self._paused_for(channel)
+                wait = self._reserve_post_slot(channel)
                 if wait > 0:
-                    raise Retry("channel paused after rate limit", wait)
+                    raise Retry("channel paced after rate limit", wait)
                 response = self.slack.chat_postMessage(
                     channel=channel,
                     text=text,
@@ -177,7 +207,10 @@ class SlackDelivery:
             retry_after = _retry_after(err)
             if retry_after is not None:
                 self.ratelimited += 1
-                self._pause(channel if ts is None else _CHAT_UPDATE, retry_after)
+                if ts is None:
+                    self._limited(channel, retry_after)
+                else:
+                    self._pause(_CHAT_UPDATE, retry_after)
                 raise Retry("slack rate limited", retry_after) from err
             error = err.response.get("error")
             if ts is not None and error in ("message_not_found", "cant_update_message", "channel_not_found"):
@@ -221,10 +254,18 @@ class SlackDelivery:
                 channel, ts = post.channel_id, post.message_ts
             if ts is None or channel is None:
                 raise Retry("card not posted yet", 1.0)
+            wait = self._reserve_post_slot(channel)
+            if wait > 0:
+                raise Retry("channel paced after rate limit", wait)
             self.slack.chat_postMessage(channel=channel, thread_ts=ts, text=text, unfurl_links=False)
         except SlackApiError as err:
             retry_after = _retry_after(err)
             if retry_after is not None:
+                if payload.get("mode") != "ephemeral" and job.post_id is not None:
+                    with session_scope(self.engine) as session:
+                        post = get_post(session, job.post_id)
+                        if post is not None and post.channel_id:
+                            self._limited(post.channel_id, retry_after)
                 raise Retry("slack rate limited", retry_after) from err
             if err.response.get("error") in ("user_not_in_channel", "channel_not_found", "not_in_channel"):
                 log.warning("could not deliver message for post %s: %s", job.post_id, err.response.get("error"))
