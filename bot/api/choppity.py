@@ -14,33 +14,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
 
 from bot.api.budget import Priority, RateBudget, parse_retry_after
 from bot.api.errors import (
     ApiBadRequest,
     ApiError,
     ApiNotFound,
-    ApiOutcomeUnknown,
     ApiRateLimited,
     ApiRejected,
     ApiUnauthorized,
     ApiUnavailable,
 )
+from bot.api.transport import send, unavailable, with_retries
 from bot.domain import Platform, PostContent, PostStatus, RemotePost
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "Choppity"
-# Longest Retry-After we are willing to sleep through inside one call; longer waits are handed
-# back to the job queue so a worker thread is not parked for minutes.
-MAX_INLINE_RETRY_AFTER = 5.0
-
-
-def _unavailable(message: str, *, sent: bool, status: int | None = None) -> ApiUnavailable:
-    cls = ApiOutcomeUnknown if sent and status is None else ApiUnavailable
-    return cls(message, provider="choppity", status=status, sent=sent)
 
 
 def was_sent(err: ApiError) -> bool:
@@ -180,44 +170,19 @@ class ChoppityClient:
         priority: Priority,
         idempotent: bool = True,
     ) -> dict[str, Any]:
-        def retryable(exc: BaseException) -> bool:
-            if isinstance(exc, ApiRateLimited):
-                return exc.retry_after <= MAX_INLINE_RETRY_AFTER
-            if isinstance(exc, ApiUnavailable):
-                return idempotent or not was_sent(exc)
-            return False
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = wait_exponential_jitter(initial=0.3, max=4.0)(state)
-            if isinstance(exc, ApiRateLimited):
-                return max(exc.retry_after, 0.0) + min(backoff, 0.5)
-            return backoff
-
-        kwargs: dict[str, Any] = {}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            wait=wait,
-            stop=stop_after_attempt(4) | stop_after_delay(self._retry_deadline),
-            reraise=True,
-            **kwargs,
+        return with_retries(
+            lambda: self._once(method, path, json, priority),
+            idempotent=idempotent,
+            retry_rate_limits=True,
+            attempts=4,
+            deadline=self._retry_deadline,
+            sleep=self._sleep,
         )
-        result: dict[str, Any] = retrying(self._once, method, path, json, priority)
-        return result
 
     def _once(self, method: str, path: str, json: Any, priority: Priority) -> dict[str, Any]:
         self.budget.acquire(priority)
         self.calls += 1
-        try:
-            response = self._http.request(method, path, json=json)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _unavailable(f"Couldn't reach Choppity ({type(exc).__name__})", sent=False) from exc
-        except httpx.TimeoutException as exc:
-            raise _unavailable("Choppity didn't answer in time", sent=True) from exc
-        except httpx.TransportError as exc:
-            raise _unavailable(f"The connection to Choppity broke ({type(exc).__name__})", sent=True) from exc
+        response = send(self._http, "Choppity", method, path, json=json)
         self.budget.observe(response.headers, response.status_code)
         log.debug("choppity %s %s -> %s", method, path, response.status_code)
         if response.status_code < 300:
@@ -226,7 +191,9 @@ class ChoppityClient:
             try:
                 body = response.json()
             except ValueError as exc:
-                raise _unavailable("Choppity returned a response that is not JSON", sent=True, status=response.status_code) from exc
+                raise unavailable(
+                    "choppity", "Choppity returned a response that is not JSON", sent=True, status=response.status_code
+                ) from exc
             return body if isinstance(body, dict) else {}
         raise self._error_for(response)
 
@@ -271,7 +238,7 @@ class ChoppityClient:
         if 400 <= status < 500:
             return ApiBadRequest(f"Choppity said: {message}", provider="choppity", status=status, code=code)
         if status >= 500:
-            return _unavailable(f"Choppity had a problem ({status}: {message})", sent=True, status=status)
+            return unavailable("choppity", f"Choppity had a problem ({status}: {message})", sent=True, status=status)
         return ApiRejected(f"Choppity answered {status}: {message}", provider="choppity", status=status, code=code)
 
 

@@ -18,27 +18,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
 
 from bot.api.budget import Priority, RateBudget, parse_retry_after
 from bot.api.errors import (
     ApiBadRequest,
     ApiError,
     ApiNotFound,
-    ApiOutcomeUnknown,
     ApiRateLimited,
     ApiRejected,
     ApiUnauthorized,
     ApiUnavailable,
 )
+from bot.api.transport import send, unavailable, with_retries
 from bot.domain import Platform
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "reap"
-# Longest Retry-After slept through inside one interactive call; longer waits go back to the caller.
-MAX_INLINE_RETRY_AFTER = 5.0
 # How long an interactive call may wait for a budget slot; background calls never wait.
 INTERACTIVE_MAX_WAIT = 20.0
 PAGE_SIZE = 100  # Reap's maximum
@@ -161,11 +157,6 @@ def parse_post(data: dict[str, Any]) -> ReapPost:
         urls=urls,
         publish_date=unix_to_datetime(data.get("publishDate")),
     )
-
-
-def _unavailable(message: str, *, sent: bool, status: int | None = None) -> ApiUnavailable:
-    cls = ApiOutcomeUnknown if sent and status is None else ApiUnavailable
-    return cls(message, provider=PROVIDER, status=status, sent=sent)
 
 
 def _snippet(response: httpx.Response) -> str:
@@ -324,7 +315,7 @@ class ReapClient:
     def _post_of(body: dict[str, Any]) -> ReapPost:
         data = body.get("post") if isinstance(body.get("post"), dict) else body
         if not isinstance(data, dict) or not data.get("id"):
-            raise _unavailable("Reap returned an unexpected answer for the post", sent=True, status=200)
+            raise unavailable(PROVIDER, "Reap returned an unexpected answer for the post", sent=True, status=200)
         return parse_post(data)
 
     def _call(
@@ -337,34 +328,15 @@ class ReapClient:
         priority: Priority,
         idempotent: bool = True,
     ) -> dict[str, Any]:
-        def retryable(exc: BaseException) -> bool:
-            if isinstance(exc, ApiRateLimited):
-                # Background callers give the wait back to the job queue instead of sleeping here;
-                # a refused publish (429) never happened, but the caller decides about retrying it.
-                return priority is Priority.INTERACTIVE and idempotent and exc.retry_after <= MAX_INLINE_RETRY_AFTER
-            if isinstance(exc, ApiUnavailable):
-                return not exc.sent or idempotent
-            return False
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = wait_exponential_jitter(initial=0.3, max=4.0)(state)
-            if isinstance(exc, ApiRateLimited):
-                return max(exc.retry_after, 0.0) + min(backoff, 0.5)
-            return backoff
-
-        kwargs: dict[str, Any] = {}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            wait=wait,
-            stop=stop_after_attempt(3) | stop_after_delay(self._retry_deadline),
-            reraise=True,
-            **kwargs,
+        return with_retries(
+            lambda: self._once(method, path, params, json, priority),
+            idempotent=idempotent,
+            # Background callers give a 429's wait back to the job queue instead of sleeping here.
+            retry_rate_limits=priority is Priority.INTERACTIVE and idempotent,
+            attempts=3,
+            deadline=self._retry_deadline,
+            sleep=self._sleep,
         )
-        result: dict[str, Any] = retrying(self._once, method, path, params, json, priority)
-        return result
 
     def _once(
         self, method: str, path: str, params: dict[str, Any] | None, json: Any, priority: Priority
@@ -374,14 +346,7 @@ class ReapClient:
         max_wait = self._interactive_max_wait if priority is Priority.INTERACTIVE else 0.0
         self.budget.acquire(priority, max_wait=max_wait)
         self.calls += 1
-        try:
-            response = self._http.request(method, path, params=params, json=json)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _unavailable(f"Couldn't reach Reap ({type(exc).__name__})", sent=False) from exc
-        except httpx.TimeoutException as exc:
-            raise _unavailable("Reap didn't answer in time", sent=True) from exc
-        except httpx.TransportError as exc:
-            raise _unavailable(f"The connection to Reap broke ({type(exc).__name__})", sent=True) from exc
+        response = send(self._http, "Reap", method, path, params=params, json=json)
         self.budget.observe(response.headers, response.status_code)
         log.debug("reap %s %s -> %s", method, path, response.status_code)
         if response.status_code < 300:
@@ -390,8 +355,8 @@ class ReapClient:
             try:
                 body = response.json()
             except ValueError as exc:
-                raise _unavailable(
-                    "Reap returned a response that is not JSON", sent=True, status=response.status_code
+                raise unavailable(
+                    PROVIDER, "Reap returned a response that is not JSON", sent=True, status=response.status_code
                 ) from exc
             return body if isinstance(body, dict) else {}
         raise error_for(response)
@@ -429,5 +394,5 @@ def error_for(response: httpx.Response) -> ApiError:
     if 400 <= status < 500:
         return ApiBadRequest(f"Reap said ({status}): {text}", provider=PROVIDER, status=status)
     if status >= 500:
-        return _unavailable(f"Reap had a problem ({status}: {text})", sent=True, status=status)
+        return unavailable(PROVIDER, f"Reap had a problem ({status}: {text})", sent=True, status=status)
     return ApiRejected(f"Reap answered {status}: {text}", provider=PROVIDER, status=status)
