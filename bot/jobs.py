@@ -134,8 +134,24 @@ class JobRunner:
                 log.exception("job loop failed; retrying")
                 ran = False
             if not ran:
-                self._wake.wait(self.poll_seconds)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
+
+    def _idle_wait(self) -> float:
+        """Sleep until the next job is due (a paced card, a Retry-After), at most one poll."""
+        try:
+            with session_scope(self.engine) as session:
+                next_run = session.exec(
+                    select(Job.run_at)
+                    .where(col(Job.status) == "pending")
+                    .order_by(col(Job.run_at))
+                    .limit(1)
+                ).first()
+        except Exception:  # noqa: BLE001 - fall back to the poll interval
+            return self.poll_seconds
+        if next_run is None:
+            return self.poll_seconds
+        return min(self.poll_seconds, max(0.005, (next_run - utcnow()).total_seconds()))
 
     def claim(self) -> Job | None:
         """Claim one due job (lease it to this worker), or None."""
