@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from bot import failpoints
 from bot.api.budget import RateBudget
 from bot.api.choppity import ChoppityClient
 from bot.config import Settings
-from bot.db import create_all, make_engine, migrate
+from bot.db import make_engine, migrate
 from bot.jobs import JobRunner
 from bot.listeners import register_listeners
 from bot.models import Post
@@ -126,8 +125,6 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
     engine = engine or make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)
-    else:
-        create_all(engine) if os.environ.get("GREENLIGHT_CREATE_ALL") == "1" else None
 
     slack = make_slack_client(settings)
     providers: dict[str, PostProvider] = {}
@@ -201,5 +198,3 @@ def create_bolt_app(settings: Settings, services: Services) -> App:
 
     return app
 
-
-_socket_lock = threading.Lock()

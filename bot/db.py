@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from bot.models import AuditEvent, Lease, Post, WebhookEvent, utcnow
 
@@ -69,13 +69,6 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection_engine"] = engine
     command.upgrade(cfg, "head")
-
-
-def create_all(engine: Engine) -> None:
-    """Create tables directly from the models (used when migrations are turned off)."""
-    import bot.models  # noqa: F401  (register tables)
-
-    SQLModel.metadata.create_all(engine)
 
 
 @contextmanager

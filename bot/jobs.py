@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, update
@@ -271,13 +271,43 @@ class JobRunner:
                         .execution_options(synchronize_session=False)
                     )
 
-    def extend_lease(self, job: Job, seconds: float | None = None) -> None:
-        """Keep a long-running job's lease alive."""
-        until: datetime = utcnow() + timedelta(seconds=seconds or self.lease_seconds)
-        with session_scope(self.engine) as session:
-            session.execute(
-                update(Job)
-                .where(col(Job.id) == job.id, col(Job.locked_by) == self.worker_id)
-                .values(locked_until=until)
-                .execution_options(synchronize_session=False)
-            )
+
+class PeriodicLoop:
+    """A daemon thread that calls `run_once()` every `period` seconds until stopped.
+
+    Subclasses take a lease inside `run_once()` when only one replica may do the work.
+    """
+
+    name = "periodic loop"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def period(self) -> float:
+        """Seconds between passes."""
+        raise NotImplementedError
+
+    def run_once(self) -> int:
+        """One pass; returns how much work it queued."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Run in a background thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"greenlight-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep the loop alive across transient DB errors
+                log.exception("%s pass failed", self.name)

@@ -9,9 +9,11 @@ failure surfaces as `ApiUnavailable(sent=True)` / `ApiOutcomeUnknown` for the ca
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -213,11 +215,11 @@ class ChoppityClient:
             message = response.text[:200]
         message = " ".join(message.split())[:300] or response.reason_phrase or f"HTTP {status}"
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after", ""), _now())
+            retry_after = parse_retry_after(response.headers.get("retry-after", ""), time.time())
             reset = response.headers.get("x-ratelimit-reset")
             if "retry-after" not in response.headers and reset:
                 try:
-                    retry_after = max(0.0, float(reset) - _now())
+                    retry_after = max(0.0, float(reset) - time.time())
                 except ValueError:
                     retry_after = 1.0
             return ApiRateLimited(
@@ -244,12 +246,4 @@ class ChoppityClient:
 
 def _seg(value: str) -> str:
     """Quote an id for use as one path segment (ids come from users and webhooks)."""
-    from urllib.parse import quote
-
     return quote(value, safe="")
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

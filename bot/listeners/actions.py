@@ -106,9 +106,8 @@ def open_edit_modal(services: Services) -> Listener:
         if post_id is None:
             return
         if not services.settings.editors_can_edit:
-            refusal = services.posts._refuse_non_approver(user, "edit")
+            refusal = services.posts.refuse_non_approver(post_id, user, "edit")
             if refusal:
-                services.posts._audit_denied(post_id, user, "edit", refusal)
                 _tell(client, channel, user, refusal)
                 return
         view_id = _open_loading(client, body["trigger_id"], "Edit draft")
@@ -123,7 +122,7 @@ def open_edit_modal(services: Services) -> Listener:
             _show(client, view_id, notice_modal("Edit draft", f"⚠️ Couldn't load the post. {err.user_message}"))
             return
         if post.status != PostStatus.DRAFT or post.pending_action:
-            _show(client, view_id, notice_modal("Edit draft", services.posts._why_not(post, PendingAction.EDIT)))
+            _show(client, view_id, notice_modal("Edit draft", services.posts.why_not(post, PendingAction.EDIT)))
             return
         assert post.id is not None
         builder = services.edit_modals.get(post.provider)
@@ -152,9 +151,8 @@ def open_schedule_modal(services: Services) -> Listener:
         post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
         if post_id is None:
             return
-        refusal = services.posts._refuse_non_approver(user, "schedule")
+        refusal = services.posts.refuse_non_approver(post_id, user, "schedule")
         if refusal:
-            services.posts._audit_denied(post_id, user, "schedule", refusal)
             _tell(client, channel, user, refusal)
             return
         view_id = _open_loading(client, body["trigger_id"], "Schedule post")
@@ -166,7 +164,7 @@ def open_schedule_modal(services: Services) -> Listener:
                 _show(client, view_id, notice_modal("Schedule post", "Greenlight doesn't know this post any more."))
                 return
             if post.status != PostStatus.DRAFT or post.pending_action:
-                _show(client, view_id, notice_modal("Schedule post", services.posts._why_not(post, PendingAction.SCHEDULE)))
+                _show(client, view_id, notice_modal("Schedule post", services.posts.why_not(post, PendingAction.SCHEDULE)))
                 return
         tz_name, tz_label = _user_tz(client, user)
         # The default must itself be valid: the next full hour that is at least 5 minutes away.
@@ -184,9 +182,8 @@ def open_cancel_modal(services: Services) -> Listener:
         post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
         if post_id is None:
             return
-        refusal = services.posts._refuse_non_approver(user, "cancel")
+        refusal = services.posts.refuse_non_approver(post_id, user, "cancel")
         if refusal:
-            services.posts._audit_denied(post_id, user, "cancel", refusal)
             _tell(client, channel, user, refusal)
             return
         with session_scope(services.engine) as session:
@@ -195,7 +192,7 @@ def open_cancel_modal(services: Services) -> Listener:
                 _tell(client, channel, user, "Greenlight doesn't know this post any more.")
                 return
             if post.status not in ALLOWED_FROM[PendingAction.CANCEL] or post.pending_action:
-                _tell(client, channel, user, services.posts._why_not(post, PendingAction.CANCEL))
+                _tell(client, channel, user, services.posts.why_not(post, PendingAction.CANCEL))
                 return
             label, status = Platform(post.platform).label, post.status
         try:

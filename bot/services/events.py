@@ -8,7 +8,6 @@ then the HTTP answer goes out; processing happens in the job, which treats the e
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,7 +20,7 @@ from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited
 from bot.config import Settings
 from bot.db import find_post, record_webhook, session_scope, take_lease
 from bot.domain import PostStatus, Provider
-from bot.jobs import Retry, enqueue
+from bot.jobs import PeriodicLoop, Retry, enqueue
 from bot.models import Job, Post, WebhookEvent, utcnow
 from bot.services.posts import REFRESH_POST, PostService
 from bot.webhooks.choppity import ChoppityEvent
@@ -106,23 +105,21 @@ class EventService:
         if our_id is None:
             log.info("event %s (%s) is about post %s, which has no card; ignored", event.id, event.type, post_id)
             return
-        client = self.posts.providers[Provider.CHOPPITY.value]
         try:
-            remote = client.get_post(post_id, priority=Priority.BACKGROUND)
-        except ApiNotFound:
-            log.warning("event %s: post %s no longer exists at Choppity", event.id, post_id)
-            return
+            self.posts.refresh_post(our_id, source=event.type)
         except ApiError as exc:
+            # The event is stored and already acknowledged: keep re-reading until Choppity answers.
             raise Retry(exc.user_message, 5.0) from exc
-        self.posts.apply_remote_update(our_id, remote, source=event.type)
 
 
-class Reconciler:
+class Reconciler(PeriodicLoop):
     """Periodically re-reads posts that should have moved on, in case a webhook was lost.
 
     One replica at a time holds the `reconciler` lease; the actual reads are `refresh_post` jobs
     at background priority, so they never take the rate-limit slots reserved for clicks.
     """
+
+    name = "reconciler"
 
     def __init__(
         self,
@@ -142,27 +139,12 @@ class Reconciler:
         self.queued_grace = queued_grace
         self.scheduled_grace = scheduled_grace
         self.batch = batch
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def start(self) -> None:
-        """Run in a background thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="greenlight-reconciler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.reconcile_interval_seconds):
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - keep reconciling after a transient DB error
-                log.exception("reconcile pass failed")
+    @property
+    def period(self) -> float:
+        """RECONCILE_INTERVAL_SECONDS."""
+        return self.settings.reconcile_interval_seconds
 
     def take_lease(self) -> bool:
         """Hold the reconciler lease for one interval; False if another replica has it."""

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from bot import failpoints
 from bot.api.budget import BudgetExhausted, Priority
@@ -268,9 +268,8 @@ class PostService:
     ) -> ActionResult:
         """Accept (or refuse) a person's action; when accepted, the job is durably queued."""
         if action != PendingAction.EDIT or not self.settings.editors_can_edit:
-            refusal = self._refuse_non_approver(user, action)
+            refusal = self.refuse_non_approver(post_id, user, action)
             if refusal:
-                self._audit_denied(post_id, user, action, refusal)
                 return ActionResult(False, refusal)
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
@@ -289,7 +288,7 @@ class PostService:
             ):
                 session.refresh(post)
                 request_card_sync(session, post_id)  # the card may be showing stale buttons
-                return ActionResult(False, self._why_not(post, action))
+                return ActionResult(False, self.why_not(post, action))
             job_payload = {"action": action.value, "user": user, "channel": channel, **(payload or {})}
             enqueue(session, POST_ACTION, post_id=post_id, payload=job_payload, priority=3)
             add_audit(session, post_id=post_id, actor=user, action=action.value, outcome="requested")
@@ -299,16 +298,15 @@ class PostService:
 
     def approve(self, post_id: int, user: str, *, channel: str) -> ActionResult:
         """Record one approval of the current version (several may be required)."""
-        refusal = self._refuse_non_approver(user, "approve")
+        refusal = self.refuse_non_approver(post_id, user, "approve")
         if refusal:
-            self._audit_denied(post_id, user, "approve", refusal)
             return ActionResult(False, refusal)
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
             if post is None:
                 return ActionResult(False, "Greenlight doesn't know this post any more.")
             if post.status != PostStatus.DRAFT or post.pending_action is not None:
-                return ActionResult(False, self._why_not(post, PendingAction.PUBLISH))
+                return ActionResult(False, self.why_not(post, PendingAction.PUBLISH))
             if post.last_editor == user and not self.settings.allow_self_approval:
                 add_audit(session, post_id=post_id, actor=user, action="approve", outcome="denied", detail="self-approval")
                 return ActionResult(False, "You made the last edit, so someone else needs to approve this version.")
@@ -329,22 +327,19 @@ class PostService:
         self.wake()
         return ActionResult(True)
 
-    def _refuse_non_approver(self, user: str, action: str) -> str | None:
+    def refuse_non_approver(self, post_id: int, user: str, action: str) -> str | None:
+        """Why `user` may not `action` this post (audited as denied), or None when they may."""
         try:
             if self.approvers.is_approver(user):
                 return None
+            refusal = f"Only approvers can {action} posts. Approvers: {self.approvers.describe()}."
         except ApproverLookupFailed:
-            return "Greenlight couldn't check the approver list with Slack just now, so nothing was changed. Try again in a minute."
-        verb = {"approve": "approve", "publish": "publish", "schedule": "schedule", "cancel": "cancel", "edit": "edit"}[
-            str(action)
-        ]
-        return f"Only approvers can {verb} posts. Approvers: {self.approvers.describe()}."
-
-    def _audit_denied(self, post_id: int, user: str, action: str, reason: str) -> None:
+            refusal = "Greenlight couldn't check the approver list with Slack just now, so nothing was changed. Try again in a minute."
         with session_scope(self.engine) as session:
-            add_audit(session, post_id=post_id, actor=user, action=str(action), outcome="denied", detail=reason[:500])
+            add_audit(session, post_id=post_id, actor=user, action=str(action), outcome="denied", detail=refusal[:500])
+        return refusal
 
-    def _why_not(self, post: Post, action: PendingAction) -> str:
+    def why_not(self, post: Post, action: PendingAction) -> str:
         if post.pending_action:
             who = f" by <@{post.pending_by}>" if post.pending_by else ""
             return f"This post is already being {VERB_ING.get(post.pending_action, post.pending_action)}{who}."
@@ -524,14 +519,25 @@ class PostService:
     # -- refresh (webhooks, reconciler) -------------------------------------------------------
 
     def refresh(self, job: Any) -> None:
-        """Re-read a post from its provider and bring its card up to date."""
+        """Job handler: re-read one post (reconciler) and bring its card up to date."""
+        self.refresh_post(
+            job.post_id,
+            source=str(job.payload.get("source", "reconcile")),
+            priority=Priority(job.payload.get("priority", Priority.BACKGROUND.value)),
+        )
+
+    def refresh_post(self, post_id: int, *, source: str, priority: Priority = Priority.BACKGROUND) -> None:
+        """Re-read a post from its provider (the truth) and apply it; rate limits become a Retry.
+
+        A post the provider no longer knows is logged and left alone; other API errors propagate
+        for the calling job to retry.
+        """
         with session_scope(self.engine) as session:
-            post = get_post(session, job.post_id)
+            post = get_post(session, post_id)
             if post is None:
                 return
             provider = self.provider_for(post)
             external_id = post.external_id
-        priority = Priority(job.payload.get("priority", Priority.BACKGROUND.value))
         try:
             remote = provider.get_post(external_id, priority=priority)
         except BudgetExhausted as exc:
@@ -539,9 +545,9 @@ class PostService:
         except ApiRateLimited as exc:
             raise Retry("provider rate limited", exc.retry_after) from exc
         except ApiNotFound:
-            log.warning("post %s (%s) no longer exists at the provider", job.post_id, external_id)
+            log.warning("post %s (%s) no longer exists at the provider", post_id, external_id)
             return
-        self.apply_remote_update(job.post_id, remote, source=str(job.payload.get("source", "reconcile")))
+        self.apply_remote_update(post_id, remote, source=source)
 
     def apply_remote_update(self, post_id: int, remote: RemotePost, *, source: str) -> None:
         """Store what the provider says; on a status change, update the card and the thread."""
@@ -561,15 +567,9 @@ class PostService:
             request_card_sync(session, post_id)
         self.wake()
 
-    def find(self, session: Session, provider: str, external_id: str) -> Post | None:
-        """Our row for a provider post id."""
-        return find_post(session, provider=provider, external_id=external_id)
-
 
 def approvals_for_version(session: Session, post_id: int | None, version: int) -> bool:
     """Whether any approval exists for that content version."""
-    from sqlmodel import select
-
     return session.exec(
         select(Approval.id).where(Approval.post_id == post_id, Approval.content_version == version)
     ).first() is not None

@@ -7,7 +7,6 @@ replica runs the loop at a time (the `reminders` lease).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.db import session_scope, take_lease
 from bot.domain import PostStatus
+from bot.jobs import PeriodicLoop
 from bot.models import Post, utcnow
 from bot.services.access import Approvers
 from bot.services.cards import request_thread_reply
@@ -24,8 +24,10 @@ from bot.services.cards import request_thread_reply
 log = logging.getLogger(__name__)
 
 
-class Reminders:
+class Reminders(PeriodicLoop):
     """Periodic loop that nudges approvers about stale drafts."""
+
+    name = "reminders"
 
     def __init__(
         self,
@@ -43,34 +45,22 @@ class Reminders:
         self.wake = wake
         self.holder = holder
         self.interval = min(interval, max(1.0, settings.remind_after_hours * 3600 / 4))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def enabled(self) -> bool:
         """REMIND_AFTER_HOURS=0 turns reminders off."""
         return self.settings.remind_after_hours > 0
 
+    @property
+    def period(self) -> float:
+        """A quarter of REMIND_AFTER_HOURS, at most every 5 minutes."""
+        return self.interval
+
     def start(self) -> None:
         """Run in a background thread (no-op when disabled)."""
-        if not self.enabled:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="greenlight-reminders", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the loop."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - keep the loop alive across transient errors
-                log.exception("reminder pass failed")
+        if self.enabled:
+            super().start()
 
     def _take_lease(self) -> bool:
         return take_lease(self.engine, name="reminders", holder=self.holder, seconds=self.interval * 0.9)
