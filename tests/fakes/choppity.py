@@ -12,20 +12,14 @@ import copy
 import hashlib
 import hmac
 import json
-import math
 import re
 import secrets
-import sys
-import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.fakes._api import Call, FakeApi, FakeApiError, Reply, Rule
 
 __all__ = [
     "Call",
@@ -94,49 +88,9 @@ def webhook_headers(body: bytes, secret: str, t: int | None = None) -> dict[str,
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Call:
-    """One HTTP request as received (``json`` is the parsed body or None; header names lower-case)."""
-
-    method: str
-    path: str
-    json: Any
-    headers: dict[str, str]
-    at: float
-    status: int = 0
-
-
-@dataclass
-class _Rule:
-    method: str
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 0
-    code: str = ""
-    message: str = ""
-    retry_after: int | None = None
-    seconds: float = 0.0
-    after_processing: bool = True
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.method in ("*", method) and self.pattern.search(path) is not None
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
-    hang: float = 0.0
-
-
-class _ApiError(Exception):
+class _ApiError(FakeApiError):
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        super().__init__(status, message, code)
 
 
 def _bad(message: str) -> _ApiError:
@@ -161,80 +115,6 @@ def _default_url(platform: str) -> str:
     return f"https://www.linkedin.com/feed/update/urn:li:activity:{secrets.randbelow(10**18) + 7 * 10**18}/"
 
 
-# --------------------------------------------------------------------------------------------------
-# HTTP plumbing
-# --------------------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeChoppity) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that went away (timeouts are part of the tests)."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging."""
-
-    def do_GET(self) -> None:
-        """Handle GET."""
-        self._serve()
-
-    def do_POST(self) -> None:
-        """Handle POST."""
-        self._serve()
-
-    def do_PUT(self) -> None:
-        """Handle PUT."""
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        """Handle DELETE."""
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        """Handle PATCH (always 404)."""
-        self._serve()
-
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            reply = fake._handle(self.command, self.path, headers, raw)
-        except Exception:  # report bugs in the fake loudly, but keep serving
-            traceback.print_exc(file=sys.stderr)
-            reply = _Reply(500, _error_body("FAKE_INTERNAL", traceback.format_exc()))
-        if reply.hang > 0:
-            fake._wait(reply.hang)
-        if reply.drop:
-            self.close_connection = True
-            return
-        payload = json.dumps(reply.body).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (ConnectionError, TimeoutError):
-            pass
-
-
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/ping$"), "_ping"),
     ("GET", re.compile(r"^/v1/clips/(?P<id>[^/]+)/posts$"), "_list_posts"),
@@ -250,11 +130,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 # --------------------------------------------------------------------------------------------------
 
 
-class FakeChoppity:
+class FakeChoppity(FakeApi):
     """Stateful fake Choppity API on 127.0.0.1 (random port); see module docstring.
 
     ``clock`` returns unix seconds; it drives timestamps, the scheduling lead-time check and the
-    rate-limit window (default: the real clock).
+    rate-limit window (default: the real clock). ``url`` has no version: the client adds ``/v1/...``.
     """
 
     def __init__(
@@ -266,74 +146,25 @@ class FakeChoppity:
         strict_captions: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.api_key = api_key
+        super().__init__(api_key, rate_limit_per_minute=rate_limit_per_minute, window_seconds=WINDOW_SECONDS, clock=clock)
         self.team_id = team_id or api_key.rsplit("-", 1)[-1]
-        self.rate_limit_per_minute = rate_limit_per_minute
         self.strict_captions = strict_captions
-        self.clock = clock
-        self.rate_limited_count = 0
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._posts: dict[str, dict[str, Any]] = {}
         self._clips: dict[str, list[str]] = {}
-        self._calls: list[Call] = []
-        self._fail: list[_Rule] = []
-        self._delay: list[_Rule] = []
-        self._hang: list[_Rule] = []
-        self._drop: list[_Rule] = []
-        self._window_start: float | None = None
-        self._window_count = 0
 
-    # ---- lifecycle -------------------------------------------------------------------------------
+    # ---- the vendor's shape ----------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL without the version, e.g. ``http://127.0.0.1:PORT`` (the client adds ``/v1/...``)."""
-        if self._server is None:
-            raise RuntimeError("FakeChoppity is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        return headers.get("authorization") == f"Key {self.api_key}"
 
-    def start(self) -> FakeChoppity:
-        """Start serving on a free port in a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="FakeChoppity",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    def _unauthorized(self, now: float) -> Reply:
+        return Reply(401, _error_body("UNAUTHORIZED", "Authentication required"), self._rate_headers(now))
 
-    def stop(self) -> None:
-        """Stop serving (wakes any injected delays/hangs)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+    def _rate_limited(self, headers: dict[str, str]) -> Reply:
+        return Reply(429, _error_body("RATE_LIMITED", "Rate limit exceeded"), headers)
 
-    def __enter__(self) -> FakeChoppity:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _wait(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+    def _error(self, status: int, code: str, message: str) -> Reply:
+        return Reply(status, _error_body(code, message))
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -451,184 +282,11 @@ class FakeChoppity:
         retry_after: int | None = None,
     ) -> None:
         """Answer the next `times` matching requests with an error envelope, without side effects."""
-        rule = _Rule(method.upper(), re.compile(path_regex), times, status, code, message, retry_after)
-        with self._lock:
-            self._fail.append(rule)
+        self._add_fail(Rule(method.upper(), re.compile(path_regex), times, status, code, message, retry_after))
 
-    def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
-        """Sleep `seconds` BEFORE processing the next `times` matching requests."""
-        with self._lock:
-            self._delay.append(_Rule(method.upper(), re.compile(path_regex), times, seconds=seconds))
+    # ---- routing ---------------------------------------------------------------------------------
 
-    def hang_after_processing(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
-        """Apply the next `times` matching requests, then sleep `seconds` before answering."""
-        with self._lock:
-            self._hang.append(_Rule(method.upper(), re.compile(path_regex), times, seconds=seconds))
-
-    def drop_connection_next(
-        self, method: str, path_regex: str, times: int = 1, after_processing: bool = True
-    ) -> None:
-        """Close the socket without answering (after applying the request, unless told otherwise)."""
-        rule = _Rule(method.upper(), re.compile(path_regex), times, after_processing=after_processing)
-        with self._lock:
-            self._drop.append(rule)
-
-    def clear_faults(self) -> None:
-        """Forget every pending injected fault."""
-        with self._lock:
-            self._fail.clear()
-            self._delay.clear()
-            self._hang.clear()
-            self._drop.clear()
-
-    def reset_rate_limit(self) -> None:
-        """Start a fresh rate-limit window."""
-        with self._lock:
-            self._window_start = None
-            self._window_count = 0
-
-    # ---- inspection ------------------------------------------------------------------------------
-
-    def calls(self, method: str | None = None, path_regex: str | None = None) -> list[Call]:
-        """Copies of received requests, optionally filtered by method and path regex."""
-        pattern = re.compile(path_regex) if path_regex is not None else None
-        with self._lock:
-            return [
-                copy.deepcopy(c)
-                for c in self._calls
-                if (method is None or c.method == method.upper())
-                and (pattern is None or pattern.search(c.path) is not None)
-            ]
-
-    def count(self, method: str, path_regex: str) -> int:
-        """How many matching requests were received."""
-        return len(self.calls(method, path_regex))
-
-    def reset_calls(self) -> None:
-        """Forget the recorded requests."""
-        with self._lock:
-            self._calls.clear()
-
-    def wait_for(
-        self, predicate: Callable[[], bool], timeout: float = 10.0, message: str | None = None
-    ) -> None:
-        """Poll `predicate` every 20 ms until true; AssertionError with context on timeout."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                with self._lock:
-                    recent = [f"{c.method} {c.path} -> {c.status}" for c in self._calls[-15:]]
-                what = message or getattr(predicate, "__name__", "predicate")
-                raise AssertionError(
-                    f"FakeChoppity.wait_for timed out after {timeout}s waiting for {what}; {recent}"
-                )
-            time.sleep(0.02)
-
-    # ---- request handling ------------------------------------------------------------------------
-
-    @staticmethod
-    def _take(rules: list[_Rule], method: str, path: str) -> _Rule | None:
-        for rule in rules:
-            if rule.matches(method, path):
-                rule.times -= 1
-                if rule.times <= 0:
-                    rules.remove(rule)
-                return rule
-        return None
-
-    def _rate_headers(self, now: float) -> dict[str, str]:
-        limit = self.rate_limit_per_minute
-        start = self._window_start if self._window_start is not None else now
-        reset = int(math.ceil(start + WINDOW_SECONDS))
-        if limit is None:
-            return {
-                "X-RateLimit-Limit": "1000000",
-                "X-RateLimit-Remaining": "1000000",
-                "X-RateLimit-Reset": str(reset),
-            }
-        remaining = max(0, limit - self._window_count)
-        return {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset),
-        }
-
-    def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
-        path = urlsplit(raw_path).path
-        parsed: Any = None
-        body_error: str | None = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body_error = "Request body is not valid JSON"
-            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if body_error is None and content_type != "application/json":
-                body_error = "Content-Type must be application/json"
-        call = Call(method=http_method, path=path, json=parsed, headers=dict(headers), at=time.monotonic())
-        with self._lock:
-            self._calls.append(call)
-            reply, delay = self._admit(call, headers)
-        if reply is not None:
-            return self._finish(call, reply)
-        if delay > 0:
-            self._wait(delay)
-        with self._lock:
-            now = self.clock()
-            fail = self._take(self._fail, http_method, path)
-            if fail is not None:
-                extra = {"Retry-After": str(fail.retry_after)} if fail.retry_after is not None else {}
-                if fail.status == 429:
-                    self.rate_limited_count += 1
-                reply = _Reply(fail.status, _error_body(fail.code, fail.message), extra)
-                return self._finish(call, reply)
-            drop = self._take(self._drop, http_method, path)
-            if drop is not None and not drop.after_processing:
-                return self._finish(call, _Reply(0, {}, drop=True))
-            try:
-                if body_error is not None:
-                    raise _bad(body_error)
-                status, payload = self._route(http_method, path, parsed)
-                reply = _Reply(status, payload)
-            except _ApiError as exc:
-                reply = _Reply(exc.status, _error_body(exc.code, exc.message))
-            reply.headers.update(self._rate_headers(now))
-            if drop is not None:
-                reply.drop = True
-            hang = self._take(self._hang, http_method, path)
-            if hang is not None:
-                reply.hang = hang.seconds
-            return self._finish(call, reply)
-
-    def _admit(self, call: Call, headers: dict[str, str]) -> tuple[_Reply | None, float]:
-        """Auth + rate limit (lock held). Returns an early reply or the pre-processing delay."""
-        now = self.clock()
-        if headers.get("authorization") != f"Key {self.api_key}":
-            reply = _Reply(
-                401, _error_body("UNAUTHORIZED", "Authentication required"), self._rate_headers(now)
-            )
-            return reply, 0.0
-        if self._window_start is None or now >= self._window_start + WINDOW_SECONDS:
-            self._window_start = now
-            self._window_count = 0
-        limit = self.rate_limit_per_minute
-        if limit is not None and self._window_count >= limit:
-            self.rate_limited_count += 1
-            headers_out = self._rate_headers(now)
-            headers_out["Retry-After"] = str(
-                max(1, int(math.ceil(self._window_start + WINDOW_SECONDS - now)))
-            )
-            return _Reply(429, _error_body("RATE_LIMITED", "Rate limit exceeded"), headers_out), 0.0
-        self._window_count += 1
-        delay = self._take(self._delay, call.method, call.path)
-        return None, delay.seconds if delay is not None else 0.0
-
-    def _finish(self, call: Call, reply: _Reply) -> _Reply:
-        with self._lock:
-            call.status = reply.status if not reply.drop else 0
-        return reply
-
-    def _route(self, http_method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def _route(self, http_method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         for method, pattern, name in _ROUTES:
             match = pattern.match(path)
             if match is not None and method == http_method:

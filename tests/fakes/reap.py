@@ -14,20 +14,14 @@ path regex. Error bodies are deliberately not one fixed shape, because Reap docu
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 import secrets
-import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._api import Call, FakeApi, FakeApiError, Reply, Rule
 
 __all__ = ["Call", "FakeReap"]
 
@@ -72,123 +66,11 @@ def _default_url(platform: str) -> str:
     return f"https://x.com/greenlight/status/{secrets.randbelow(10**18)}"
 
 
-@dataclass
-class Call:
-    """One HTTP request as received (``query`` single-valued; header names lower-case)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    headers: dict[str, str]
-    at: float
-    status: int = 0
-
-
-@dataclass
-class _Rule:
-    method: str
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 0
-    message: str = ""
-    retry_after: int | None = None
-    seconds: float = 0.0
-    after_processing: bool = True
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.method in ("*", method) and self.pattern.search(path) is not None
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    text: bool = False
-    drop: bool = False
-    hang: float = 0.0
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+_ApiError = FakeApiError  # Reap's errors carry no code
 
 
 def _bad(message: str) -> _ApiError:
     return _ApiError(400, message)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeReap) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that went away (timeouts are part of the tests)."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging."""
-
-    def do_GET(self) -> None:
-        """Handle GET."""
-        self._serve()
-
-    def do_POST(self) -> None:
-        """Handle POST."""
-        self._serve()
-
-    def do_PUT(self) -> None:
-        """Handle PUT (always 404)."""
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        """Handle DELETE (always 404: Reap has no delete/cancel for posts)."""
-        self._serve()
-
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            reply = fake._handle(self.command, self.path, headers, raw)
-        except Exception:  # report bugs in the fake loudly, but keep serving
-            traceback.print_exc(file=sys.stderr)
-            reply = _Reply(500, {"message": traceback.format_exc()})
-        if reply.hang > 0:
-            fake._wait(reply.hang)
-        if reply.drop:
-            self.close_connection = True
-            return
-        if reply.text:
-            payload = str(reply.body).encode("utf-8")
-            content_type = "text/plain; charset=utf-8"
-        else:
-            payload = json.dumps(reply.body).encode("utf-8")
-            content_type = "application/json; charset=utf-8"
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (ConnectionError, TimeoutError):
-            pass
 
 
 _ROUTES: dict[tuple[str, str], str] = {
@@ -201,11 +83,14 @@ _ROUTES: dict[tuple[str, str], str] = {
 }
 
 
-class FakeReap:
+class FakeReap(FakeApi):
     """Stateful fake Reap automation API on 127.0.0.1 (random port); see module docstring.
 
-    ``clock`` returns unix seconds; it drives timestamps and the rate-limit window.
+    ``clock`` returns unix seconds; it drives timestamps and the rate-limit window. ``url`` is the
+    value for REAP_API_URL, e.g. ``http://127.0.0.1:PORT/api/v1/automation``.
     """
+
+    url_suffix = BASE_PATH
 
     def __init__(
         self,
@@ -216,73 +101,31 @@ class FakeReap:
         max_page_size: int = PAGE_SIZE_MAX,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.api_key = api_key
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self.window_seconds = window_seconds
+        super().__init__(api_key, rate_limit_per_minute=rate_limit_per_minute, window_seconds=window_seconds, clock=clock)
         self.max_page_size = max_page_size
-        self.clock = clock
-        self.rate_limited_count = 0
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._integrations: dict[str, dict[str, Any]] = {}
         self._projects: dict[str, dict[str, Any]] = {}
         self._clips: dict[str, list[dict[str, Any]]] = {}
         self._posts: dict[str, dict[str, Any]] = {}
-        self._calls: list[Call] = []
-        self._fail: list[_Rule] = []
-        self._delay: list[_Rule] = []
-        self._hang: list[_Rule] = []
-        self._drop: list[_Rule] = []
-        self._window_start: float | None = None
-        self._window_count = 0
 
-    # ---- lifecycle -------------------------------------------------------------------------------
+    # ---- the vendor's shape ----------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL for REAP_API_URL, e.g. ``http://127.0.0.1:PORT/api/v1/automation``."""
-        if self._server is None:
-            raise RuntimeError("FakeReap is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        return headers.get("authorization") == f"Bearer {self.api_key}"
 
-    def start(self) -> FakeReap:
-        """Start serving on a free port in a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeReap", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _unauthorized(self, now: float) -> Reply:
+        return Reply(401, "Unauthorized: invalid or missing API key", text=True)
 
-    def stop(self) -> None:
-        """Stop serving (wakes any injected delays/hangs)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+    def _rate_limited(self, headers: dict[str, str]) -> Reply:
+        return Reply(429, {"message": "Too many requests. Limit: 10 per minute."}, headers)
 
-    def __enter__(self) -> FakeReap:
-        return self.start()
+    def _error(self, status: int, code: str, message: str) -> Reply:
+        # Reap documents no error body; vary it so clients can't come to rely on one shape.
+        body = {"message": message} if status == 400 else {"error": message, "statusCode": status}
+        return Reply(status, body)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _wait(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+    def _fault(self, status: int, code: str, message: str) -> Reply:
+        return Reply(status, {"message": message})
 
     def _now(self) -> int:
         return int(self.clock())
@@ -431,168 +274,11 @@ class FakeReap:
         retry_after: int | None = None,
     ) -> None:
         """Answer the next `times` matching requests with an error, without side effects."""
-        rule = _Rule(method.upper(), re.compile(path_regex), times, status, message, retry_after)
-        with self._lock:
-            self._fail.append(rule)
+        self._add_fail(
+            Rule(method.upper(), re.compile(path_regex), times, status=status, message=message, retry_after=retry_after)
+        )
 
-    def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
-        """Sleep `seconds` BEFORE processing the next `times` matching requests."""
-        with self._lock:
-            self._delay.append(_Rule(method.upper(), re.compile(path_regex), times, seconds=seconds))
-
-    def hang_after_processing(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
-        """Apply the next `times` matching requests, then sleep `seconds` before answering."""
-        with self._lock:
-            self._hang.append(_Rule(method.upper(), re.compile(path_regex), times, seconds=seconds))
-
-    def drop_connection_next(
-        self, method: str, path_regex: str, times: int = 1, after_processing: bool = True
-    ) -> None:
-        """Close the socket without answering (after applying the request, unless told otherwise)."""
-        rule = _Rule(method.upper(), re.compile(path_regex), times, after_processing=after_processing)
-        with self._lock:
-            self._drop.append(rule)
-
-    def clear_faults(self) -> None:
-        """Forget every pending injected fault."""
-        with self._lock:
-            self._fail.clear()
-            self._delay.clear()
-            self._hang.clear()
-            self._drop.clear()
-
-    def reset_rate_limit(self) -> None:
-        """Start a fresh rate-limit window."""
-        with self._lock:
-            self._window_start = None
-            self._window_count = 0
-
-    # ---- inspection ------------------------------------------------------------------------------
-
-    def calls(self, method: str | None = None, path_regex: str | None = None) -> list[Call]:
-        """Copies of received requests, optionally filtered by method and path regex."""
-        pattern = re.compile(path_regex) if path_regex is not None else None
-        with self._lock:
-            return [
-                copy.deepcopy(c)
-                for c in self._calls
-                if (method is None or c.method == method.upper())
-                and (pattern is None or pattern.search(c.path) is not None)
-            ]
-
-    def count(self, method: str, path_regex: str) -> int:
-        """How many matching requests were received."""
-        return len(self.calls(method, path_regex))
-
-    def reset_calls(self) -> None:
-        """Forget the recorded requests."""
-        with self._lock:
-            self._calls.clear()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, message: str | None = None) -> None:
-        """Poll `predicate` every 20 ms until true; AssertionError with context on timeout."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                with self._lock:
-                    recent = [f"{c.method} {c.path} -> {c.status}" for c in self._calls[-15:]]
-                what = message or getattr(predicate, "__name__", "predicate")
-                raise AssertionError(f"FakeReap.wait_for timed out after {timeout}s waiting for {what}; {recent}")
-            time.sleep(0.02)
-
-    # ---- request handling ------------------------------------------------------------------------
-
-    @staticmethod
-    def _take(rules: list[_Rule], method: str, path: str) -> _Rule | None:
-        for rule in rules:
-            if rule.matches(method, path):
-                rule.times -= 1
-                if rule.times <= 0:
-                    rules.remove(rule)
-                return rule
-        return None
-
-    def _rate_headers(self, now: float) -> dict[str, str]:
-        limit = self.rate_limit_per_minute
-        start = self._window_start if self._window_start is not None else now
-        reset = int(math.ceil(start + self.window_seconds))
-        if limit is None:
-            return {"X-RateLimit-Limit": "1000000", "X-RateLimit-Remaining": "1000000", "X-RateLimit-Reset": str(reset)}
-        remaining = max(0, limit - self._window_count)
-        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
-
-    def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
-        parts = urlsplit(raw_path)
-        path = parts.path
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        parsed: Any = None
-        body_error: str | None = None
-        if body:
-            try:
-                parsed = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body_error = "Request body is not valid JSON"
-            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if body_error is None and content_type != "application/json":
-                body_error = "Content-Type must be application/json"
-        call = Call(method=http_method, path=path, query=query, json=parsed, headers=dict(headers), at=time.monotonic())
-        with self._lock:
-            self._calls.append(call)
-            reply, delay = self._admit(call, headers)
-        if reply is not None:
-            return self._finish(call, reply)
-        if delay > 0:
-            self._wait(delay)
-        with self._lock:
-            now = self.clock()
-            fail = self._take(self._fail, http_method, path)
-            if fail is not None:
-                extra = {"Retry-After": str(fail.retry_after)} if fail.retry_after is not None else {}
-                if fail.status == 429:
-                    self.rate_limited_count += 1
-                return self._finish(call, _Reply(fail.status, {"message": fail.message}, extra))
-            drop = self._take(self._drop, http_method, path)
-            if drop is not None and not drop.after_processing:
-                return self._finish(call, _Reply(0, {}, drop=True))
-            try:
-                if body_error is not None:
-                    raise _bad(body_error)
-                status, payload = self._route(http_method, path, query, parsed)
-                reply = _Reply(status, payload)
-            except _ApiError as exc:
-                # Reap documents no error body; vary it so clients can't come to rely on one shape.
-                shape = {"message": exc.message} if exc.status == 400 else {"error": exc.message, "statusCode": exc.status}
-                reply = _Reply(exc.status, shape)
-            reply.headers.update(self._rate_headers(now))
-            if drop is not None:
-                reply.drop = True
-            hang = self._take(self._hang, http_method, path)
-            if hang is not None:
-                reply.hang = hang.seconds
-            return self._finish(call, reply)
-
-    def _admit(self, call: Call, headers: dict[str, str]) -> tuple[_Reply | None, float]:
-        """Auth + rate limit (lock held). Returns an early reply or the pre-processing delay."""
-        now = self.clock()
-        if headers.get("authorization") != f"Bearer {self.api_key}":
-            return _Reply(401, "Unauthorized: invalid or missing API key", text=True), 0.0
-        if self._window_start is None or now >= self._window_start + self.window_seconds:
-            self._window_start = now
-            self._window_count = 0
-        limit = self.rate_limit_per_minute
-        if limit is not None and self._window_count >= limit:
-            self.rate_limited_count += 1
-            out = self._rate_headers(now)
-            out["Retry-After"] = str(max(1, int(math.ceil(self._window_start + self.window_seconds - now))))
-            return _Reply(429, {"message": "Too many requests. Limit: 10 per minute."}, out), 0.0
-        self._window_count += 1
-        delay = self._take(self._delay, call.method, call.path)
-        return None, delay.seconds if delay is not None else 0.0
-
-    def _finish(self, call: Call, reply: _Reply) -> _Reply:
-        with self._lock:
-            call.status = reply.status if not reply.drop else 0
-        return reply
+    # ---- routing ---------------------------------------------------------------------------------
 
     def _route(self, http_method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if path.startswith(BASE_PATH + "/"):
