@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -76,10 +76,22 @@ class FakeApiError(Exception):
         self.message = message
 
 
-class _Server(ThreadingHTTPServer):
+class ServedFake(Protocol):
+    """What the HTTP plumbing needs from a fake."""
+
+    def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply: ...
+
+    def _wait(self, seconds: float) -> None: ...
+
+    def _fault(self, status: int, code: str, message: str) -> Reply: ...
+
+
+class FakeServer(ThreadingHTTPServer):
+    """A loopback HTTP server on a free port that hands every request to its fake."""
+
     daemon_threads = True
 
-    def __init__(self, fake: FakeApi) -> None:
+    def __init__(self, fake: ServedFake) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
 
@@ -91,7 +103,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeServer
     protocol_version = "HTTP/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -183,7 +195,7 @@ class FakeApi:
         self.rate_limited_count = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
         self._calls: list[Call] = []
         self._fail: list[Rule] = []
@@ -229,7 +241,7 @@ class FakeApi:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self)
+        self._server = FakeServer(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
         )

@@ -15,14 +15,11 @@ import copy
 import itertools
 import json
 import secrets
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +28,8 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+
+from tests.fakes._api import FakeServer, Reply
 
 __all__ = [
     "Call",
@@ -144,12 +143,7 @@ class _SlackError(Exception):
         self.detail = detail
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
+_Reply = Reply
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,63 +343,6 @@ def _tz_fields(tz: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeSlack) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that went away (timeouts are part of the tests)."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging."""
-
-    def do_GET(self) -> None:
-        """Handle GET."""
-        self._serve()
-
-    def do_POST(self) -> None:
-        """Handle POST."""
-        self._serve()
-
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            reply = fake._handle(self.command, self.path, headers, raw)
-        except Exception:  # report bugs in the fake loudly, but keep serving
-            traceback.print_exc(file=sys.stderr)
-            reply = _Reply(
-                500, {"ok": False, "error": "fake_internal_error", "detail": traceback.format_exc()}
-            )
-        if reply.drop:
-            self.close_connection = True
-            return
-        payload = json.dumps(reply.body).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (ConnectionError, TimeoutError):
-            pass
-
-
 # --------------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +357,7 @@ class FakeSlack:
         self.ratelimited_count = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
         self._channels: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -471,7 +408,7 @@ class FakeSlack:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self)
+        self._server = FakeServer(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeSlack", daemon=True
         )
@@ -700,6 +637,9 @@ class FakeSlack:
 
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+    def _fault(self, status: int, code: str, message: str) -> Reply:
+        return Reply(status, {"ok": False, "error": "fake_internal_error", "detail": message})
 
     def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
         parts = urlsplit(raw_path)
