@@ -29,6 +29,7 @@ from bot.db import make_engine, migrate
 from bot.jobs import JobRunner
 from bot.listeners import register_listeners
 from bot.models import Post
+from bot.security import register_secrets
 from bot.services.access import Approvers
 from bot.services.cards import SlackDelivery
 from bot.services.events import EventService, Reconciler
@@ -122,6 +123,7 @@ def make_slack_client(settings: Settings, *, timeout: int = 10) -> WebClient:
 
 def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
     """Build a Greenlight process from settings (migrating the database if configured)."""
+    register_secrets(settings.secrets())
     engine = engine or make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)
@@ -150,7 +152,10 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
     approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2))
     posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
     events = EventService(engine, posts, wake=runner.wake)
-    delivery = SlackDelivery(engine, slack, settings)
+    delivery = SlackDelivery(
+        engine, slack, settings,
+        cancellable=lambda name: posts.providers[name].cancellable if name in posts.providers else frozenset(),
+    )
     overview = Overview(engine, settings, slack)
     runner.handlers.update(delivery.handlers())
     runner.handlers.update(posts.handlers())

@@ -6,6 +6,7 @@ ever see these. Nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -54,22 +55,83 @@ YOUTUBE_TITLE_LIMIT = 100
 
 
 class PostStatus(StrEnum):
-    """Lifecycle of a post as the provider reports it."""
+    """Lifecycle of a post as the provider reports it (Choppity's eight statuses, plus UNKNOWN).
+
+    draft → (scheduled →) queued → processing → uploading → published | failed; cancelled from draft,
+    scheduled or queued. A status Greenlight has never heard of (a provider's future addition) is
+    UNKNOWN here, and the provider's own word for it is kept next to it for display.
+    """
 
     DRAFT = "draft"
-    QUEUED = "queued"
     SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    UPLOADING = "uploading"
     PUBLISHED = "published"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> PostStatus:
+        """The status named by `value`, or UNKNOWN (never raises: one odd post must not fail a batch)."""
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
 
     @property
     def is_terminal(self) -> bool:
         """Terminal states never move back (webhooks may arrive late or out of order)."""
         return self in TERMINAL_STATUSES
 
+    @property
+    def is_in_flight(self) -> bool:
+        """Handed to the provider and not decided yet: the reconciler watches these."""
+        return self in IN_FLIGHT_STATUSES
+
+    @property
+    def rank(self) -> int | None:
+        """Position along the publish pipeline; a re-read never moves a post backwards along it."""
+        return _RANK.get(self)
+
 
 TERMINAL_STATUSES = frozenset({PostStatus.PUBLISHED, PostStatus.FAILED, PostStatus.CANCELLED})
+IN_FLIGHT_STATUSES = frozenset(
+    {PostStatus.SCHEDULED, PostStatus.QUEUED, PostStatus.PROCESSING, PostStatus.UPLOADING}
+)
+# Publishing is under way at the platform: the provider can no longer pull the post back.
+PUBLISHING_STATUSES = frozenset({PostStatus.PROCESSING, PostStatus.UPLOADING})
+_RANK: dict[PostStatus, int] = {
+    PostStatus.DRAFT: 0,
+    PostStatus.SCHEDULED: 1,
+    PostStatus.QUEUED: 2,
+    PostStatus.PROCESSING: 3,
+    PostStatus.UPLOADING: 4,
+    PostStatus.PUBLISHED: 5,
+    PostStatus.FAILED: 5,
+    PostStatus.CANCELLED: 5,
+}
+# What a provider may call a status: short, lower-case words. Anything else is not shown verbatim.
+_STATUS_WORD = re.compile(r"[a-z][a-z0-9_ -]{0,31}")
+
+
+def status_word(value: object) -> str | None:
+    """A provider's raw status, cleaned for display, or None when it isn't a plausible status word."""
+    if not isinstance(value, str):
+        return None
+    word = value.strip().lower()
+    return word if _STATUS_WORD.fullmatch(word) else None
+
+
+# Ids that come from providers and webhooks are opaque, but they end up in URL paths and queries:
+# only this conservative alphabet passes, never "." or ".." (the first character can't be a dot).
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:-]{0,254}")
+
+
+def is_external_id(value: object) -> bool:
+    """Whether `value` is a usable provider id (post, clip, project, render)."""
+    return isinstance(value, str) and _EXTERNAL_ID.fullmatch(value) is not None
 
 
 class PendingAction(StrEnum):
@@ -230,6 +292,67 @@ class RemotePost:
     published_at: datetime | None = None
     published_url: str | None = None
     error: str | None = None
+    # The provider's own word when `status` is UNKNOWN (shown as-is on the card).
+    raw_status: str | None = None
+
+
+class ActivityKind(StrEnum):
+    """The last thing a person (or the provider) did to a post, as the card's activity line says it."""
+
+    EDITED = "edited"
+    EDITED_AT_PROVIDER = "edited_at_provider"
+    APPROVED = "approved"
+    PUBLISH_APPROVED = "publish_approved"
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Data for the card's activity line; rendered (and escaped) only when the card is built."""
+
+    kind: ActivityKind
+    actor: str | None = None
+    count: int | None = None
+    of: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the `post.activity` column."""
+        out: dict[str, Any] = {"kind": self.kind.value}
+        if self.actor is not None:
+            out["actor"] = self.actor
+        if self.count is not None:
+            out["count"] = self.count
+        if self.of is not None:
+            out["of"] = self.of
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Activity | None:
+        """Read the column back; anything unrecognised (an older version's data) is None."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            kind = ActivityKind(str(data.get("kind")))
+        except ValueError:
+            return None
+        actor = data.get("actor")
+        count, of = data.get("count"), data.get("of")
+        return cls(
+            kind=kind,
+            actor=actor if isinstance(actor, str) else None,
+            count=count if isinstance(count, int) else None,
+            of=of if isinstance(of, int) else None,
+        )
+
+
+@dataclass
+class ClipListing:
+    """A clip's posts as a provider lists them; `unreadable` says what had to be skipped, and why."""
+
+    clip_id: str
+    posts: list[RemotePost] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -252,9 +375,15 @@ class Card:
     approved_by: str | None = None
     approved_at: datetime | None = None
     cancelled_by: str | None = None
-    last_activity: str | None = None
+    activity: Activity | None = None
     approvals: tuple[str, ...] = ()
     required_approvals: int = 1
     # Reap: target accounts shown on the card ("YouTube · My Channel"), and extra notes.
     targets: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The provider's word for an UNKNOWN status.
+    raw_status: str | None = None
+    # Slack refused the full card (too long): show the compact form, caption shortened.
+    compact: bool = False
+    # Whether the provider can still cancel the post in its current status.
+    can_cancel: bool = False

@@ -66,6 +66,8 @@ class Post(SQLModel, table=True):
     project_id: str | None = Field(default=None, max_length=255)
     platform: str = Field(max_length=16)
     status: str = Field(max_length=16, index=True)
+    # The provider's own word when `status` is "unknown" (a status Greenlight doesn't know yet).
+    remote_status: str | None = Field(default=None, max_length=32)
     content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Reap drafts keep their per-platform settings and targets here (see bot.api.reap).
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -84,10 +86,15 @@ class Post(SQLModel, table=True):
     approved_at: datetime | None = _ts()
     cancelled_by: str | None = Field(default=None, max_length=32)
     cancel_reason: str | None = Field(default=None, sa_column=Column(Text))
-    last_activity: str | None = Field(default=None, sa_column=Column(Text))
+    # The card's activity line as data (bot.domain.Activity); never stored as markup.
+    activity: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
+    # Slack refused the full card (too long): it is shown in the compact form from then on.
+    card_compact: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    # Slack refused even the compact card; the channel was told which draft it could not show.
+    card_error: str | None = Field(default=None, sa_column=Column(Text))
 
     remote_checked_at: datetime | None = _ts()
     reminded_at: datetime | None = _ts()

@@ -1,7 +1,12 @@
-"""Slack request-signature verification and log redaction of secrets.
+"""Slack request-signature verification, and the one redaction of secrets used everywhere.
 
 `verify_slack_request` exists because Bolt's built-in verifier turns a non-numeric or very long
 `X-Slack-Request-Timestamp` into a 500 (int() raises); ours answers False for any input instead.
+
+`redact()` is applied to every log record (via `SecretRedactingFilter`) and to every piece of
+outside text shown in Slack (via `bot.slack.mrkdwn`): the configured secrets, plus anything shaped
+like a credential (Slack tokens, `Bearer …`/`Key …` values, webhook secrets), so a provider error
+that echoes an API key never reaches a log line or a Slack thread.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 
 SLACK_SIGNATURE_VERSION = "v0"
@@ -26,6 +32,42 @@ _MAX_SIGNATURE_LENGTH = 512
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 _log = logging.getLogger(__name__)
+
+# Shapes of credentials, redacted even when they are not (or no longer) configured here. Slack and
+# webhook secrets have unmistakable prefixes; nothing in ordinary text looks like them.
+_TOKEN_SHAPES = re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|whsec_[A-Za-z0-9+/=_-]{6,}")
+# An Authorization value echoed back ("Key 9f8e…-team_abc", "Bearer eyJ…"). Only applied to logs and
+# provider error texts: in a caption or a title "Key takeaways-2024" is ordinary text.
+_AUTH_VALUES = re.compile(r"\b(?:Bearer|Key|bearer|key)\s+[A-Za-z0-9._~+/=-]*[0-9][A-Za-z0-9._~+/=-]*")
+
+# Every secret this process knows (all runtimes built in it); the redaction of logs and of text
+# shown in Slack both read it.
+_known_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_sorted_secrets: tuple[str, ...] = ()
+
+
+def register_secrets(secrets: Iterable[str]) -> None:
+    """Add secrets to the process-wide redaction list (short values are ignored)."""
+    global _sorted_secrets
+    with _secrets_lock:
+        _known_secrets.update(s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACTABLE_LENGTH)
+        # Longest first, so a secret that contains another one is removed whole, not half.
+        _sorted_secrets = tuple(sorted(_known_secrets, key=len, reverse=True))
+
+
+def redact(text: str, extra: Sequence[str] = (), *, auth_values: bool = False) -> str:
+    """`text` with every registered secret (and `extra`) and every token-shaped string replaced.
+
+    `auth_values=True` also replaces `Key …`/`Bearer …` credentials (for logs and provider errors).
+    """
+    for secret in (*extra, *_sorted_secrets):
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _TOKEN_SHAPES.sub(REDACTED, text)
+    if auth_values:
+        text = _AUTH_VALUES.sub(REDACTED, text)
+    return text
 
 
 def verify_slack_request(
@@ -83,15 +125,11 @@ class SecretRedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         usable = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACTABLE_LENGTH}
-        # Longest first, so a secret that contains another one is removed whole, not half.
         self._secrets: tuple[str, ...] = tuple(sorted(usable, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        """Return `text` with every configured secret replaced by [REDACTED]."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        """Return `text` with this filter's secrets and every registered one replaced by [REDACTED]."""
+        return redact(text, self._secrets, auth_values=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place; never drops it."""

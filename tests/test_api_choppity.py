@@ -98,11 +98,15 @@ def test_publish_5xx_is_reported_as_possibly_sent() -> None:
     assert info.value.sent
 
 
-def test_ids_are_quoted_into_one_path_segment() -> None:
+def test_ids_are_checked_and_quoted_into_one_path_segment() -> None:
     seen: list[str] = []
     c, _ = client(lambda r: (seen.append(r.url.raw_path.decode()), httpx.Response(200, json={"post": POST}))[1])
-    c.get_post("../keys")
-    assert seen == ["/v1/posts/..%2Fkeys"]
+    for hostile in ("..", ".", "../keys", "a/b", "a b", "x\n", "", "é"):
+        with pytest.raises(ApiBadRequest):
+            c.get_post(hostile)
+    assert seen == []
+    c.get_post("clip:9d8e-7f6a_x.1")
+    assert seen == ["/v1/posts/clip%3A9d8e-7f6a_x.1"]
 
 
 def test_built_client_has_explicit_timeouts_and_key_in_header_only() -> None:

@@ -12,6 +12,8 @@ from slack_sdk.models.blocks import Block
 
 from bot.domain import (
     TIKTOK_TOGGLES,
+    Activity,
+    ActivityKind,
     Card,
     PendingAction,
     Platform,
@@ -24,12 +26,12 @@ from bot.domain import (
 from bot.slack.blocks import (
     TIKTOK_TOGGLE_WORDS,
     card_message,
-    escape_mrkdwn,
-    slack_date,
     split_caption,
-    unescape_mrkdwn,
 )
 from bot.slack.ids import ActionId
+from bot.slack.mrkdwn import date as slack_date
+from bot.slack.mrkdwn import escape as escape_mrkdwn
+from bot.slack.mrkdwn import unescape as unescape_mrkdwn
 
 WHEN = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
 
@@ -47,6 +49,7 @@ def make_card(**overrides: Any) -> Card:
             title="My title",
             youtube=YouTubeSettings(category_id="22"),
         ),
+        can_cancel=True,
     )
     return replace(base, **overrides)
 
@@ -131,13 +134,13 @@ def test_pending_action_shows_progress_and_no_buttons(action: PendingAction, wor
 
 
 def test_queued_shows_approver_date_and_only_cancel() -> None:
-    _, blocks = render(make_card(status=PostStatus.QUEUED, approved_by="U_ANA", approved_at=WHEN))
+    _, blocks = render(make_card(status=PostStatus.QUEUED, approved_by="U_ANA", approved_at=WHEN, can_cancel=True))
     assert action_ids(blocks) == [ActionId.CANCEL]
     assert "Queued* — approved by <@U_ANA> <!date^1772373600^" in all_text(blocks)
 
 
 def test_scheduled_shows_time_in_viewer_zone_and_only_cancel() -> None:
-    _, blocks = render(make_card(status=PostStatus.SCHEDULED, scheduled_at=WHEN, approved_by="U_ANA"))
+    _, blocks = render(make_card(status=PostStatus.SCHEDULED, scheduled_at=WHEN, approved_by="U_ANA", can_cancel=True))
     assert action_ids(blocks) == [ActionId.CANCEL]
     text = all_text(blocks)
     assert f"🗓 *Scheduled for {slack_date(WHEN)}* — by <@U_ANA>" in text
@@ -178,10 +181,48 @@ def test_cancelled_with_and_without_actor() -> None:
     assert "🚫 *Cancelled*" in all_text(blocks)
 
 
-def test_last_activity_shown_as_context() -> None:
-    _, blocks = render(make_card(last_activity="✏️ Edited by <@U_ANA>"))
+def test_activity_shown_as_context() -> None:
+    _, blocks = render(make_card(activity=Activity(ActivityKind.EDITED, actor="U_ANA")))
     contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
     assert "✏️ Edited by <@U_ANA>" in contexts
+
+
+def test_activity_actor_that_is_not_a_user_id_is_text() -> None:
+    _, blocks = render(make_card(activity=Activity(ActivityKind.EDITED, actor="<!channel>")))
+    contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "✏️ Edited by &lt;!channel&gt;" in contexts
+
+
+@pytest.mark.parametrize("status", [PostStatus.PROCESSING, PostStatus.UPLOADING])
+def test_publishing_under_way_says_so_without_cancel(status: PostStatus) -> None:
+    _, blocks = render(make_card(status=status, approved_by="U_ANA", can_cancel=False))
+    assert action_ids(blocks) == []
+    text = all_text(blocks)
+    assert "Publishing is under way" in text and "can no longer be pulled back" in text
+
+
+def test_unknown_status_is_shown_as_the_provider_says_it() -> None:
+    fallback, blocks = render(make_card(status=PostStatus.UNKNOWN, raw_status="archived", can_cancel=False))
+    assert action_ids(blocks) == []
+    assert "“archived”" in all_text(blocks)
+    assert "archived" in fallback
+
+
+def test_published_url_with_markup_characters_is_never_a_link() -> None:
+    for url in ("https://evil.example/a|Click here", "https://x.example/>@channel", "javascript:alert(1)",
+                "https://x.example/<!channel>"):
+        _, blocks = render(make_card(status=PostStatus.PUBLISHED, published_url=url))
+        text = all_text(blocks)
+        assert "View on YouTube" in text
+        assert "<!channel>" not in text and "|Click here" not in text and "<javascript" not in text
+
+
+def test_compact_card_shortens_the_caption_and_says_edit_shows_it_all() -> None:
+    caption = "x" * 4000
+    _, full = render(make_card(content=PostContent(caption=caption, title="T")))
+    _, compact = render(make_card(content=PostContent(caption=caption, title="T"), compact=True))
+    assert len(str(compact)) < len(str(full)) - 2000
+    assert "Open *Edit* to see it all" in all_text(compact)
 
 
 def test_caption_round_trips_exactly() -> None:
@@ -291,8 +332,10 @@ def test_reap_post_handed_off_offers_no_cancel_but_a_greenlight_held_schedule_do
         _, blocks = card_message(card)
         return [e["action_id"] for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]]
 
-    handed_off = make_card(provider=Provider.REAP, status=PostStatus.QUEUED, targets=("YouTube · My Channel",))
-    held = make_card(provider=Provider.REAP, status=PostStatus.SCHEDULED, targets=("YouTube · My Channel",))
+    handed_off = make_card(provider=Provider.REAP, status=PostStatus.QUEUED, targets=("YouTube · My Channel",),
+                           can_cancel=False)
+    held = make_card(provider=Provider.REAP, status=PostStatus.SCHEDULED, targets=("YouTube · My Channel",),
+                     can_cancel=True)
     assert ids(handed_off) == []
     assert ids(held) == [ActionId.CANCEL]
     _, blocks = card_message(make_card(provider=Provider.REAP, targets=("YouTube · My Channel", "TikTok · @me")))

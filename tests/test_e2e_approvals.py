@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
@@ -106,7 +107,7 @@ def wait_ephemerals(fake_slack: FakeSlack, user: str, count: int) -> list[str]:
 def snapshot(app: Greenlight, external_id: str) -> tuple[Any, ...]:
     post = db_post(app, external_id)
     return (post.status, post.pending_action, post.pending_by, post.content, post.content_version,
-            post.last_editor, post.approved_by, post.cancelled_by, post.last_activity, post.updated_at)
+            post.last_editor, post.approved_by, post.cancelled_by, post.activity, post.updated_at)
 
 
 def approve(app: Greenlight, slack: SlackDriver, post_id: int, user: str) -> None:
@@ -633,12 +634,15 @@ def test_queue_lists_waiting_and_scheduled_posts_with_permalinks_and_local_times
     assert "Waiting title" in shown and "Scheduled caption" in shown and "Cancelled caption" not in shown
     assert "approvals 1/2" in shown
 
-    # Permalinks come from chat.getPermalink, one per card shown.
-    links = {c.args["message_ts"]: c for c in fake_slack.calls("chat.getPermalink")}
+    # Links to cards are Slack's permalinks, computed from auth.test's workspace URL: exactly what
+    # chat.getPermalink answers, without one Slack call per card.
+    assert fake_slack.calls("chat.getPermalink") == []
     for external_id in (waiting["id"], sched["id"]):
         ts = db_post(app, external_id).message_ts
-        assert ts is not None and ts in links
-        assert f"<{PERMALINK_BASE}/archives/{CHANNEL}/p{ts.replace('.', '')}|Open card>" in shown
+        assert ts is not None
+        official = WebClient(token=fake_slack.token, base_url=fake_slack.url).chat_getPermalink(
+            channel=CHANNEL, message_ts=ts)["permalink"]
+        assert f"<{official}|Open card>" in shown
     # Times are <!date> tokens, which Slack renders in each viewer's own time zone.
     assert f"<!date^{when}^" in shown
     waiting_since = int(db_post(app, waiting["id"]).updated_at.timestamp())
@@ -661,7 +665,8 @@ def test_app_home_shows_the_four_groups_and_refreshes_when_opened(
     assert slack.event({"type": "app_home_opened", "user": "U_BOB", "channel": "D1", "tab": "home"}).status_code == 200
     wait_until(lambda: fake_slack.home_view("U_BOB") is not None, message="home published")
     empty = text_of(fake_slack.home_view("U_BOB"))
-    for group in ("Waiting for review (0)", "Scheduled (0)", "Failed (0)", "Recently published (0)"):
+    for group in ("Waiting for review (0)", "Scheduled (0)", "Publishing now (0)", "Failed (last 7 days) (0)",
+                  "Recently published (last 7 days) (0)"):
         assert group in empty
 
     _, waiting = card_up(app, slack, fake_choppity, "youtube", title="Still waiting")
@@ -687,7 +692,7 @@ def test_app_home_shows_the_four_groups_and_refreshes_when_opened(
     home = fake_slack.home_view("U_BOB")
     assert home is not None and home["type"] == "home"
     shown = text_of(home)
-    for group in ("Waiting for review (1)", "Scheduled (1)", "Failed (1)", "Recently published (1)"):
+    for group in ("Waiting for review (1)", "Scheduled (1)", "Failed (last 7 days) (1)", "Recently published (last 7 days) (1)"):
         assert group in shown, shown
     order = [shown.index(g) for g in ("Waiting for review", "Scheduled", "Failed", "Recently published")]
     assert order == sorted(order)

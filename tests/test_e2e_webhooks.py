@@ -26,8 +26,8 @@ from bot.api.budget import BudgetExhausted, Priority
 from bot.models import Job, Post, WebhookEvent, utcnow
 from bot.services.events import CHOPPITY_EVENT, Reconciler
 from bot.services.posts import REFRESH_POST
-from bot.slack.blocks import unescape_mrkdwn
 from bot.slack.ids import ActionId
+from bot.slack.mrkdwn import unescape as unescape_mrkdwn
 from tests.fakes.choppity import FakeChoppity, make_event, sign_choppity, webhook_headers
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack import text_of as raw_text_of

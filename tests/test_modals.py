@@ -11,8 +11,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.domain import Platform, PostContent, PostStatus, TikTokSettings, YouTubeSettings
-from bot.slack.blocks import unescape_mrkdwn
-from bot.slack.home import QueueItem, headline, help_blocks, home_view, queue_blocks
+from bot.slack.home import QueueGroup, QueueItem, headline, help_blocks, home_view, queue_blocks
 from bot.slack.ids import ActionId, Field, ViewId
 from bot.slack.modals import (
     cancel_modal,
@@ -22,6 +21,7 @@ from bot.slack.modals import (
     parse_private_metadata,
     schedule_modal,
 )
+from bot.slack.mrkdwn import unescape as unescape_mrkdwn
 
 
 def as_dict(view: View) -> dict[str, Any]:
@@ -191,6 +191,10 @@ def item(i: int, status: PostStatus = PostStatus.DRAFT) -> QueueItem:
     )
 
 
+def group(items: list[QueueItem], total: int | None = None) -> QueueGroup:
+    return QueueGroup(items[:20], len(items) if total is None else total)
+
+
 def validate_blocks(blocks: list[Block]) -> list[dict[str, Any]]:
     dicts = [b.to_dict() for b in blocks]
     for d in dicts:
@@ -200,13 +204,13 @@ def validate_blocks(blocks: list[Block]) -> list[dict[str, Any]]:
 
 
 def test_queue_empty() -> None:
-    text, blocks = queue_blocks([], [])
+    text, blocks = queue_blocks(group([]), group([]))
     assert text == "Nothing is waiting for review 🎉"
     assert "Nothing is waiting for review 🎉" in str(validate_blocks(blocks))
 
 
 def test_queue_lists_items_with_links_and_dates() -> None:
-    text, blocks = queue_blocks([item(1)], [item(2, PostStatus.SCHEDULED)])
+    text, blocks = queue_blocks(group([item(1)]), group([item(2, PostStatus.SCHEDULED)]))
     dumped = str(validate_blocks(blocks))
     assert "1 waiting for review, 1 scheduled" == text
     assert "<https://example.slack.com/archives/C1/p1|Open card>" in dumped
@@ -216,8 +220,8 @@ def test_queue_lists_items_with_links_and_dates() -> None:
 
 
 def test_queue_caps_at_50_blocks() -> None:
-    waiting = [item(i) for i in range(200)]
-    scheduled = [item(i, PostStatus.SCHEDULED) for i in range(200)]
+    waiting = group([item(i) for i in range(200)])
+    scheduled = group([item(i, PostStatus.SCHEDULED) for i in range(200)])
     _, blocks = queue_blocks(waiting, scheduled)
     dumped = str(validate_blocks(blocks))
     assert len(blocks) <= 50
@@ -225,27 +229,30 @@ def test_queue_caps_at_50_blocks() -> None:
 
 
 def test_home_view_caps_at_100_blocks() -> None:
-    many = [item(i) for i in range(200)]
+    many = group([item(i) for i in range(200)], total=501)
     v = as_dict(
         home_view(
             many,
-            [item(i, PostStatus.SCHEDULED) for i in range(200)],
-            [item(i, PostStatus.PUBLISHED) for i in range(200)],
-            [item(i, PostStatus.FAILED) for i in range(200)],
+            group([item(i, PostStatus.SCHEDULED) for i in range(200)]),
+            group([item(i, PostStatus.PUBLISHED) for i in range(200)]),
+            group([item(i, PostStatus.FAILED) for i in range(200)]),
+            group([item(i, PostStatus.PROCESSING) for i in range(30)]),
         )
     )
     assert v["type"] == "home"
     assert len(v["blocks"]) <= 100
     dumped = str(v)
-    assert "Waiting for review (200)" in dumped
-    assert "Recently published (200)" in dumped
-    assert "…and 180 more" in dumped
+    assert "Waiting for review (501)" in dumped
+    assert "Recently published (last 7 days) (200)" in dumped
+    assert "Publishing now (30)" in dumped
+    assert "…and 486 more" in dumped
+    assert "…and 185 more" in dumped
     buttons = [b["accessory"] for b in v["blocks"] if "accessory" in b]
     assert buttons and all(b["action_id"] == ActionId.OPEN_CARD for b in buttons)
 
 
 def test_home_view_empty() -> None:
-    v = as_dict(home_view([], [], [], []))
+    v = as_dict(home_view(group([]), group([]), group([]), group([])))
     assert "Nothing is waiting for review 🎉" in str(v)
 
 

@@ -655,12 +655,13 @@ def test_cancel_after_the_hand_off_is_refused_with_directions(
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: status_of(app, post_id) == "queued", message="queued")
 
+    # The card offers no Cancel any more; a stale card's click is refused before any modal opens.
     slack.click(ActionId.CANCEL, post_id)
-    slack.submit(slack.latest_view(ViewId.CANCEL))
-    wait_until(lambda: any("Reap dashboard" in e.text for e in fake_slack.ephemerals("U_ANA")), message="refusal")
-    wait_until(lambda: row(app, post_id).pending_action is None, message="card released")
+    wait_until(lambda: any("Reap's dashboard" in e.text for e in fake_slack.ephemerals("U_ANA")), message="refusal")
+    assert not [v for v in fake_slack.open_views() if v.get("callback_id") == ViewId.CANCEL]
+    assert row(app, post_id).pending_action is None
     assert status_of(app, post_id) == "queued"
-    assert "can't be cancelled from Slack" in fake_slack.ephemerals("U_ANA")[-1].text
+    assert "can no longer be changed or cancelled from Slack" in fake_slack.ephemerals("U_ANA")[-1].text
 
 
 # -- rate limiting ----------------------------------------------------------------------------------

@@ -28,16 +28,12 @@ from bot.api.errors import (
     ApiUnavailable,
 )
 from bot.api.transport import send, unavailable, with_retries
-from bot.domain import Platform, PostContent, PostStatus, RemotePost
+from bot.domain import ClipListing, Platform, PostContent, PostStatus, RemotePost, is_external_id, status_word
+from bot.security import register_secrets
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "Choppity"
-
-
-def was_sent(err: ApiError) -> bool:
-    """Whether the request may have reached Choppity (so a publish may have happened)."""
-    return isinstance(err, ApiUnavailable) and err.sent
 
 
 def ms_to_datetime(value: Any) -> datetime | None:
@@ -50,28 +46,41 @@ def ms_to_datetime(value: Any) -> datetime | None:
         return None
 
 
+class UnreadablePost(ValueError):
+    """A post in Choppity's answer that Greenlight can't use (bad id, unknown platform)."""
+
+
 def parse_post(data: dict[str, Any]) -> RemotePost:
-    """Translate Choppity's post JSON into a RemotePost; unknown fields are ignored."""
+    """Translate Choppity's post JSON into a RemotePost; unknown fields are ignored.
+
+    A status Greenlight doesn't know yet becomes UNKNOWN (with Choppity's word kept for display);
+    a post without a usable id or on a platform Greenlight can't show raises UnreadablePost.
+    """
+    post_id = data.get("id")
+    if not is_external_id(post_id):
+        raise UnreadablePost("a post without a usable id")
     try:
         platform = Platform(str(data.get("platform", "")).lower())
-        status = PostStatus(str(data.get("status", "")).lower())
-    except ValueError as exc:
-        raise ApiUnavailable(
-            f"Choppity returned a post Greenlight does not understand ({exc})", provider="choppity"
-        ) from exc
+    except ValueError:
+        raise UnreadablePost(f"post {post_id} is for a platform Greenlight doesn't support") from None
+    raw_status = data.get("status")
+    status = PostStatus.parse(raw_status)
     error = data.get("error")
     if isinstance(error, dict):
         error = error.get("message")
+    clip_id = data.get("clip_id")
+    url = data.get("published_url")
     return RemotePost(
-        id=str(data["id"]),
-        clip_id=str(data.get("clip_id") or ""),
+        id=str(post_id),
+        clip_id=str(clip_id) if is_external_id(clip_id) else "",
         platform=platform,
         status=status,
         content=PostContent.from_dict(data),
         scheduled_at=ms_to_datetime(data.get("scheduled_at")),
         published_at=ms_to_datetime(data.get("published_at")),
-        published_url=str(data["published_url"]) if data.get("published_url") else None,
+        published_url=url if isinstance(url, str) and url else None,
         error=str(error) if error else None,
+        raw_status=status_word(raw_status) if status is PostStatus.UNKNOWN else None,
     )
 
 
@@ -79,6 +88,9 @@ class ChoppityClient:
     """Typed access to the Choppity v1 posts API."""
 
     provider = "choppity"
+    # "Cancels a post in draft, scheduled, or queued status. Once a post moves to processing we can
+    # no longer pull it back." (Posts API, DELETE /v1/posts/:postId)
+    cancellable = frozenset({PostStatus.DRAFT, PostStatus.SCHEDULED, PostStatus.QUEUED})
 
     def __init__(
         self,
@@ -97,6 +109,7 @@ class ChoppityClient:
     @classmethod
     def build(cls, *, base_url: str, api_key: str, budget: RateBudget, timeout: float = 10.0) -> ChoppityClient:
         """A client with explicit timeouts and the key in a header (never in a URL)."""
+        register_secrets([api_key])
         http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Key {api_key}", "Accept": "application/json", "User-Agent": "greenlight/0.1"},
@@ -111,18 +124,22 @@ class ChoppityClient:
 
     # -- public API -------------------------------------------------------------------------
 
-    def ping(self) -> str:
-        """Check the credential; returns the team id."""
-        body = self._call("GET", "/v1/ping", priority=Priority.BACKGROUND)
-        return str(body.get("team_id", ""))
-
-    def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> list[RemotePost]:
-        """Every post of a clip, in any state."""
+    def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> ClipListing:
+        """Every post of a clip, in any state; one unreadable post never hides its siblings."""
         body = self._call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority)
         posts = body.get("posts")
         if not isinstance(posts, list):
             raise ApiUnavailable("Choppity returned an unexpected answer for the clip's posts", provider="choppity")
-        return [parse_post(p) for p in posts if isinstance(p, dict)]
+        listing = ClipListing(clip_id=clip_id)
+        for item in posts:
+            try:
+                if not isinstance(item, dict):
+                    raise UnreadablePost("an entry that is not a post")
+                listing.posts.append(parse_post(item))
+            except UnreadablePost as exc:
+                log.warning("clip %s: skipping %s", clip_id, exc)
+                listing.unreadable.append(str(exc))
+        return listing
 
     def get_post(self, post_id: str, *, priority: Priority = Priority.INTERACTIVE) -> RemotePost:
         """One post as Choppity has it now."""
@@ -161,7 +178,10 @@ class ChoppityClient:
         if not isinstance(post, dict):
             raise ApiUnavailable("Choppity returned an unexpected answer for the post", provider="choppity")
         post.setdefault("id", post_id)
-        return parse_post(post)
+        try:
+            return parse_post(post)
+        except UnreadablePost as exc:
+            raise ApiUnavailable(f"Choppity returned a post Greenlight can't read ({exc})", provider="choppity") from exc
 
     def _call(
         self,
@@ -245,5 +265,11 @@ class ChoppityClient:
 
 
 def _seg(value: str) -> str:
-    """Quote an id for use as one path segment (ids come from users and webhooks)."""
+    """An id checked and quoted as one path segment (ids come from users, webhooks and providers).
+
+    Quoting alone is not enough: `..` quotes to itself and httpx would resolve it, turning
+    `/v1/posts/..` into `/v1`.
+    """
+    if not is_external_id(value):
+        raise ApiBadRequest(f"{value[:40]!r} is not a valid Choppity id.", provider="choppity")
     return quote(value, safe="")

@@ -10,17 +10,21 @@
         ├── ApiNotFound           404: unknown id (or one owned by another team)
         └── ApiBadRequest         400/409/422: validation or an illegal state transition
 
-Every error carries `user_message`: plain words safe to show in Slack (no secrets, no URLs
-with credentials).
+Every error carries `user_message`: plain words safe to show in Slack. It often quotes the
+provider's own error text, so it is passed through the same secret redaction as the logs here, once,
+whoever raises it.
 """
 
 from __future__ import annotations
+
+from bot.security import redact
 
 
 class ApiError(Exception):
     """Base class: a provider call failed."""
 
     def __init__(self, user_message: str, *, provider: str = "", status: int | None = None, code: str | None = None) -> None:
+        user_message = redact(user_message, auth_values=True)
         super().__init__(user_message)
         self.user_message = user_message
         self.provider = provider

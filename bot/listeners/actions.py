@@ -16,8 +16,9 @@ from bot.api.errors import ApiError
 from bot.db import get_post, session_scope
 from bot.domain import PendingAction, Platform, PostContent, PostStatus
 from bot.models import utcnow
-from bot.services.posts import ALLOWED_FROM
+from bot.slack import notices
 from bot.slack.modals import cancel_modal, edit_modal, loading_modal, next_full_hour, schedule_modal
+from bot.slack.mrkdwn import Mrkdwn, Say, fmt
 from bot.slack.notices import notice_modal
 
 if TYPE_CHECKING:
@@ -41,10 +42,12 @@ def _channel(body: dict[str, Any], services: Services) -> str:
     return str(channel or services.settings.slack_channel_id)
 
 
-def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
+def _tell(client: WebClient, channel: str, user: str, text: Say | Mrkdwn | None) -> None:
     """Ephemeral note to the clicker; failures are logged, never raised into Bolt."""
+    if text is None:
+        return
     try:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        client.chat_postEphemeral(channel=channel, user=user, text=text.mrkdwn if isinstance(text, Say) else text)
     except SlackApiError as err:
         log.warning("could not send ephemeral message: %s", err.response.get("error"))
 
@@ -90,11 +93,36 @@ def _open_loading(client: WebClient, trigger_id: str, title: str) -> str | None:
         return None
 
 
-def _show(client: WebClient, view_id: str, view: Any) -> None:
+def _show(client: WebClient, view_id: str, view: Any, title: str) -> None:
+    """Replace the loading modal; if Slack refuses the view, replace it with one saying so."""
     try:
         client.views_update(view_id=view_id, view=view.to_dict())
+        return
     except SlackApiError as err:
-        log.warning("views.update failed: %s", err.response.get("error"))
+        error = str(err.response.get("error") or "unknown_error")
+        log.warning("views.update failed: %s", error)
+    except Exception:  # noqa: BLE001 - a builder that raises must not leave the modal loading
+        log.exception("could not build or show the %s modal", title)
+        error = "internal_error"
+    _show_notice(client, view_id, title, fmt("⚠️ Slack couldn't show this form ({error}). Nothing was changed; "
+                                             "please try again, or ask an admin to look at Greenlight's log.", error=error))
+
+
+def _show_notice(client: WebClient, view_id: str, title: str, text: Say | Mrkdwn) -> None:
+    try:
+        client.views_update(view_id=view_id, view=notice_modal(title, text).to_dict())
+    except Exception as err:  # noqa: BLE001 - nothing more can be shown in this modal
+        log.warning("could not replace the loading modal: %s", err)
+
+
+class _Lazy:
+    """A view built only inside `_show`, so a builder that raises is caught there."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._build().to_dict()  # type: ignore[no-any-return]
 
 
 def open_edit_modal(services: Services) -> Listener:
@@ -110,26 +138,32 @@ def open_edit_modal(services: Services) -> Listener:
             if refusal:
                 _tell(client, channel, user, refusal)
                 return
-        view_id = _open_loading(client, body["trigger_id"], "Edit draft")
+        title = "Edit draft"
+        view_id = _open_loading(client, body["trigger_id"], title)
         if view_id is None:
             return
         try:
             post = services.posts.refresh_for_edit(post_id)
         except LookupError:
-            _show(client, view_id, notice_modal("Edit draft", "Greenlight doesn't know this post any more."))
+            _show_notice(client, view_id, title, notices.unknown_post())
             return
         except ApiError as err:
-            _show(client, view_id, notice_modal("Edit draft", f"⚠️ Couldn't load the post. {err.user_message}"))
+            _show_notice(client, view_id, title, fmt("⚠️ Couldn't load the post. {message}", message=err.user_message))
+            return
+        except Exception:  # noqa: BLE001 - never leave the person looking at "Loading…"
+            log.exception("loading post %s for the edit modal failed", post_id)
+            _show_notice(client, view_id, title, Mrkdwn("⚠️ Greenlight couldn't load this post just now. Nothing was changed; please try again."))
             return
         if post.status != PostStatus.DRAFT or post.pending_action:
-            _show(client, view_id, notice_modal("Edit draft", services.posts.why_not(post, PendingAction.EDIT)))
+            _show_notice(client, view_id, title, services.posts.why_not(post, PendingAction.EDIT))
             return
         assert post.id is not None
         builder = services.edit_modals.get(post.provider)
         if builder is not None:
-            _show(client, view_id, builder(post))
+            _show(client, view_id, _Lazy(lambda: builder(post)), title)
         else:
-            _show(client, view_id, edit_modal(post.id, Platform(post.platform), PostContent.from_dict(post.content)))
+            _show(client, view_id, _Lazy(lambda: edit_modal(post.id or 0, Platform(post.platform),
+                                                            PostContent.from_dict(post.content))), title)
 
     return handle_edit
 
@@ -155,21 +189,28 @@ def open_schedule_modal(services: Services) -> Listener:
         if refusal:
             _tell(client, channel, user, refusal)
             return
-        view_id = _open_loading(client, body["trigger_id"], "Schedule post")
+        title = "Schedule post"
+        view_id = _open_loading(client, body["trigger_id"], title)
         if view_id is None:
             return
-        with session_scope(services.engine) as session:
-            post = get_post(session, post_id)
-            if post is None:
-                _show(client, view_id, notice_modal("Schedule post", "Greenlight doesn't know this post any more."))
-                return
-            if post.status != PostStatus.DRAFT or post.pending_action:
-                _show(client, view_id, notice_modal("Schedule post", services.posts.why_not(post, PendingAction.SCHEDULE)))
-                return
+        try:
+            with session_scope(services.engine) as session:
+                post = get_post(session, post_id)
+                refusal = (
+                    notices.unknown_post() if post is None
+                    else None if services.posts.can_start(post, PendingAction.SCHEDULE)
+                    else services.posts.why_not(post, PendingAction.SCHEDULE)
+                )
+        except Exception:  # noqa: BLE001 - never leave the person looking at "Loading…"
+            log.exception("loading post %s for the schedule modal failed", post_id)
+            refusal = notices.cannot_save_now()
+        if refusal is not None:
+            _show_notice(client, view_id, title, refusal)
+            return
         tz_name, tz_label = _user_tz(client, user)
         # The default must itself be valid: the next full hour that is at least 5 minutes away.
         initial = next_full_hour(utcnow() + timedelta(minutes=5), tz_name)
-        _show(client, view_id, schedule_modal(post_id, tz_name, tz_label, initial))
+        _show(client, view_id, _Lazy(lambda: schedule_modal(post_id, tz_name, tz_label, initial)), title)
 
     return handle_schedule
 
@@ -189,9 +230,9 @@ def open_cancel_modal(services: Services) -> Listener:
         with session_scope(services.engine) as session:
             post = get_post(session, post_id)
             if post is None:
-                _tell(client, channel, user, "Greenlight doesn't know this post any more.")
+                _tell(client, channel, user, notices.unknown_post())
                 return
-            if post.status not in ALLOWED_FROM[PendingAction.CANCEL] or post.pending_action:
+            if not services.posts.can_start(post, PendingAction.CANCEL):
                 _tell(client, channel, user, services.posts.why_not(post, PendingAction.CANCEL))
                 return
             label, status = Platform(post.platform).label, post.status

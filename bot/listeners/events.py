@@ -23,9 +23,10 @@ def publish_home(services: Services) -> Callable[..., None]:
     def handle_home_opened(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        waiting, scheduled, published, failed = services.overview.home()
+        waiting, scheduled, in_flight, published, failed = services.overview.home()
+        view = home_view(waiting, scheduled, published, failed, in_flight)
         try:
-            client.views_publish(user_id=event["user"], view=home_view(waiting, scheduled, published, failed).to_dict())
+            client.views_publish(user_id=event["user"], view=view.to_dict())
         except SlackApiError as err:
             log.warning("views.publish failed: %s", err.response.get("error"))
 

@@ -11,9 +11,11 @@ from slack_bolt import Ack
 from bot.db import get_post, session_scope
 from bot.domain import PendingAction, Platform, PostContent
 from bot.models import utcnow
+from bot.slack import notices
 from bot.slack.forms import parse_cancel_reason, parse_edit, parse_schedule
 from bot.slack.ids import Field
 from bot.slack.modals import parse_private_metadata
+from bot.slack.mrkdwn import Say
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., None]
+
+
+def _plain(message: Say | None) -> str:
+    """A refusal as a modal's inline error (plain text: no mentions or links there)."""
+    return message.plain if message is not None else "That didn't work; please try again."
 
 
 def _post_id(view: dict[str, Any]) -> int | None:
@@ -38,7 +45,7 @@ def save_edit(services: Services) -> Listener:
         with session_scope(services.engine) as session:
             post = get_post(session, post_id) if post_id is not None else None
             if post is None or post_id is None:
-                ack(response_action="errors", errors={Field.CAPTION.value: "Greenlight doesn't know this post any more."})
+                ack(response_action="errors", errors={Field.CAPTION.value: notices.unknown_post().plain})
                 return
             platform, old, channel = Platform(post.platform), PostContent.from_dict(post.content), post.channel_id
         form = parse_edit(view["state"]["values"], platform)
@@ -54,7 +61,7 @@ def save_edit(services: Services) -> Listener:
             payload={"content": new.to_dict()},
         )
         if not result.accepted:
-            ack(response_action="errors", errors={Field.CAPTION.value: result.message})
+            ack(response_action="errors", errors={Field.CAPTION.value: _plain(result.message)})
             return
         ack()
 
@@ -67,7 +74,7 @@ def save_schedule(services: Services) -> Listener:
     def handle_save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         post_id, user = _post_id(view), body["user"]["id"]
         if post_id is None:
-            ack(response_action="errors", errors={Field.WHEN.value: "Greenlight doesn't know this post any more."})
+            ack(response_action="errors", errors={Field.WHEN.value: notices.unknown_post().plain})
             return
         when = parse_schedule(view["state"]["values"], utcnow())
         if isinstance(when, dict):
@@ -78,7 +85,7 @@ def save_schedule(services: Services) -> Listener:
             payload={"scheduled_at": int(when.timestamp())},
         )
         if not result.accepted:
-            ack(response_action="errors", errors={Field.WHEN.value: result.message})
+            ack(response_action="errors", errors={Field.WHEN.value: _plain(result.message)})
             return
         ack()
 
@@ -91,7 +98,7 @@ def confirm_cancel(services: Services) -> Listener:
     def handle_confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         post_id, user = _post_id(view), body["user"]["id"]
         if post_id is None:
-            ack(response_action="errors", errors={Field.REASON.value: "Greenlight doesn't know this post any more."})
+            ack(response_action="errors", errors={Field.REASON.value: notices.unknown_post().plain})
             return
         reason = parse_cancel_reason(view["state"]["values"])
         result = services.posts.request(
@@ -99,7 +106,7 @@ def confirm_cancel(services: Services) -> Listener:
             payload={"reason": reason} if reason else None,
         )
         if not result.accepted:
-            ack(response_action="errors", errors={Field.REASON.value: result.message})
+            ack(response_action="errors", errors={Field.REASON.value: _plain(result.message)})
             return
         ack()
 

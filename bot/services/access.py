@@ -13,6 +13,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.mrkdwn import Mrkdwn, mention, usergroup
+
 log = logging.getLogger(__name__)
 
 
@@ -36,10 +38,10 @@ class Approvers:
         """False when APPROVERS is empty: anyone in the channel may act."""
         return bool(self.users or self.groups)
 
-    def describe(self) -> str:
-        """Mentions of everyone who can approve, for refusal messages."""
-        parts = [f"<@{u}>" for u in sorted(self.users)] + [f"<!subteam^{g}>" for g in self.groups]
-        return ", ".join(parts) if parts else "anyone in the channel"
+    def describe(self) -> Mrkdwn:
+        """Mentions of everyone who can approve, for refusal messages and reminders."""
+        parts = [mention(u) for u in sorted(self.users)] + [usergroup(g) for g in self.groups]
+        return Mrkdwn(", ").join(parts) if parts else Mrkdwn("anyone in the channel")
 
     def _members(self, group: str) -> frozenset[str]:
         now = time.monotonic()

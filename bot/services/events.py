@@ -86,11 +86,11 @@ class EventService:
             self.posts.card_posts(Provider.CHOPPITY.value, remote.clip_id or clip_id or "", [remote])
         elif clip_id:
             try:
-                remote_posts = client.list_clip_posts(clip_id, priority=Priority.BACKGROUND)
+                listing = client.list_clip_posts(clip_id, priority=Priority.BACKGROUND)
             except ApiNotFound:
                 log.warning("draft event %s names unknown clip %s", event.id, clip_id)
                 return
-            self.posts.card_posts(Provider.CHOPPITY.value, clip_id, remote_posts)
+            self.posts.card_posts(Provider.CHOPPITY.value, clip_id, listing.posts)
         else:
             log.warning("draft event %s has neither a post id nor a clip id", event.id)
 

@@ -1,95 +1,142 @@
-"""Read-only overviews: the `/greenlight queue` list and the App Home tab."""
+"""Read-only overviews: the `/greenlight queue` list and the App Home tab.
+
+Both must stay fast with thousands of posts: each group is one COUNT and one bounded SELECT, the
+approval counts of the listed posts are one grouped query, and links to cards are computed locally
+from the workspace URL (`auth.test`, asked once) instead of one `chat.getPermalink` per post.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlalchemy import ColumnElement, Engine, func
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.db import session_scope
 from bot.domain import Platform, PostContent, PostStatus
 from bot.models import Approval, Post, utcnow
-from bot.slack.home import QueueItem
+from bot.slack.home import HOME_ITEMS_PER_GROUP, QUEUE_ITEMS_PER_GROUP, QueueGroup, QueueItem, headline
+from bot.slack.mrkdwn import safe_url
 
 log = logging.getLogger(__name__)
 
+# After auth.test fails, lists go out without links for this long before asking again.
+WORKSPACE_RETRY_SECONDS = 60.0
+IN_FLIGHT = (PostStatus.QUEUED.value, PostStatus.PROCESSING.value, PostStatus.UPLOADING.value)
+
+
+def permalink(workspace_url: str, channel: str, ts: str) -> str:
+    """Slack's permalink of a message: `https://<workspace>.slack.com/archives/<channel>/p<ts digits>`."""
+    return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
 
 class Overview:
-    """Builds queue items from the database, with permalinks to each card."""
+    """Builds overview groups from the database, with links to each card."""
 
     def __init__(self, engine: Engine, settings: Settings, slack: WebClient) -> None:
         self.engine = engine
         self.settings = settings
         self.slack = slack
-        self._permalinks: dict[tuple[str, str], str] = {}
+        self._workspace: tuple[float, str | None] | None = None
         self._lock = threading.Lock()
 
-    def permalink(self, channel: str | None, ts: str | None) -> str | None:
-        """chat.getPermalink, cached (permalinks never change)."""
-        if not channel or not ts:
-            return None
+    def workspace_url(self) -> str | None:
+        """The workspace's base URL from auth.test, cached; None (for a while) when Slack can't say."""
+        now = time.monotonic()
         with self._lock:
-            hit = self._permalinks.get((channel, ts))
-        if hit:
-            return hit
+            cached = self._workspace
+        if cached is not None and (cached[1] is not None or now - cached[0] < WORKSPACE_RETRY_SECONDS):
+            return cached[1]
+        url: str | None = None
         try:
-            link = str(self.slack.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            url = safe_url(self.slack.auth_test().get("url"))
         except SlackApiError as err:
-            log.warning("chat.getPermalink failed: %s", err.response.get("error"))
-            return None
+            log.warning("auth.test failed; overview links left out: %s", err.response.get("error"))
+        except Exception as err:  # noqa: BLE001 - a network error must not break the overview
+            log.warning("auth.test failed; overview links left out: %s", type(err).__name__)
         with self._lock:
-            self._permalinks[(channel, ts)] = link
-        return link
+            self._workspace = (now, url)
+        return url
 
-    def _items(self, statuses: tuple[str, ...], *, limit: int, order_desc: bool = False, since_days: int | None = None,
-               with_links: bool = True) -> list[QueueItem]:
-        with session_scope(self.engine) as session:
-            query = select(Post).where(col(Post.status).in_(statuses), col(Post.message_ts).is_not(None))
-            if since_days is not None:
-                query = query.where(col(Post.updated_at) > utcnow() - timedelta(days=since_days))
-            order = col(Post.updated_at).desc() if order_desc else col(Post.created_at)
-            rows = session.exec(query.order_by(order).limit(limit)).all()
-            counts: dict[int, int] = {}
-            for post in rows:
-                counts[post.id or 0] = len(
-                    session.exec(
-                        select(Approval.id).where(Approval.post_id == post.id, Approval.content_version == post.content_version)
-                    ).all()
+    def _group(
+        self,
+        session: Session,
+        statuses: tuple[str, ...],
+        *,
+        limit: int,
+        newest_first: bool = False,
+        since_days: int | None = None,
+        workspace: str | None,
+    ) -> QueueGroup:
+        where: list[ColumnElement[bool]] = [col(Post.status).in_(statuses)]
+        if since_days is not None:
+            where.append(col(Post.updated_at) > utcnow() - timedelta(days=since_days))
+        total = int(session.exec(select(func.count()).select_from(Post).where(*where)).one())
+        if total == 0:
+            return QueueGroup([], 0)
+        order = col(Post.updated_at).desc() if newest_first else col(Post.created_at)
+        rows = list(session.exec(select(Post).where(*where).order_by(order, col(Post.id)).limit(limit)).all())
+        counts = self._approval_counts(session, rows)
+        items: list[QueueItem] = []
+        for post in rows:
+            status = PostStatus.parse(post.status)
+            when = post.scheduled_at if status == PostStatus.SCHEDULED else (post.published_at or post.updated_at)
+            link = (
+                permalink(workspace, post.channel_id, post.message_ts)
+                if workspace and post.channel_id and post.message_ts
+                else None
+            )
+            items.append(
+                QueueItem(
+                    post_id=post.id or 0,
+                    platform=Platform(post.platform),
+                    headline=headline(PostContent.from_dict(post.content)),
+                    status=status,
+                    permalink=link,
+                    when=when,
+                    approvals=counts.get(post.id or 0, 0),
+                    required=self.settings.required_approvals,
                 )
-            items: list[QueueItem] = []
-            for post in rows:
-                content = PostContent.from_dict(post.content)
-                headline = (content.title or content.caption or "").replace("\n", " ")
-                when = post.scheduled_at if post.status == PostStatus.SCHEDULED else (post.published_at or post.updated_at)
-                items.append(
-                    QueueItem(
-                        post_id=post.id or 0,
-                        platform=Platform(post.platform),
-                        headline=headline[:80],
-                        status=PostStatus(post.status),
-                        permalink=self.permalink(post.channel_id, post.message_ts) if with_links else None,
-                        when=when,
-                        approvals=counts.get(post.id or 0, 0),
-                        required=self.settings.required_approvals,
-                    )
-                )
-        return items
+            )
+        return QueueGroup(items, total)
 
-    def queue(self) -> tuple[list[QueueItem], list[QueueItem]]:
+    def _approval_counts(self, session: Session, rows: list[Post]) -> dict[int, int]:
+        """Approvals of each listed post's current version, in one query."""
+        if self.settings.required_approvals <= 1 or not rows:
+            return {}
+        versions = {post.id: post.content_version for post in rows}
+        found = session.exec(
+            select(Approval.post_id, Approval.content_version, func.count())
+            .where(col(Approval.post_id).in_(list(versions)))
+            .group_by(col(Approval.post_id), col(Approval.content_version))
+        ).all()
+        return {post_id: n for post_id, version, n in found if versions.get(post_id) == version}
+
+    def queue(self) -> tuple[QueueGroup, QueueGroup]:
         """Drafts waiting for approval, and scheduled posts."""
-        waiting = self._items((PostStatus.DRAFT.value,), limit=40)
-        scheduled = self._items((PostStatus.SCHEDULED.value,), limit=40)
+        workspace = self.workspace_url()
+        with session_scope(self.engine) as session:
+            waiting = self._group(session, (PostStatus.DRAFT.value,), limit=QUEUE_ITEMS_PER_GROUP, workspace=workspace)
+            scheduled = self._group(session, (PostStatus.SCHEDULED.value,), limit=QUEUE_ITEMS_PER_GROUP, workspace=workspace)
         return waiting, scheduled
 
-    def home(self) -> tuple[list[QueueItem], list[QueueItem], list[QueueItem], list[QueueItem]]:
-        """Waiting, scheduled, recently published and recently failed."""
-        waiting, scheduled = self.queue()
-        published = self._items((PostStatus.PUBLISHED.value,), limit=10, order_desc=True, since_days=7)
-        failed = self._items((PostStatus.FAILED.value,), limit=10, order_desc=True, since_days=7)
-        return waiting, scheduled, published, failed
+    def home(self) -> tuple[QueueGroup, QueueGroup, QueueGroup, QueueGroup, QueueGroup]:
+        """Waiting, scheduled, publishing now, recently published and recently failed."""
+        workspace = self.workspace_url()
+        limit = HOME_ITEMS_PER_GROUP
+        with session_scope(self.engine) as session:
+            return (
+                self._group(session, (PostStatus.DRAFT.value,), limit=limit, workspace=workspace),
+                self._group(session, (PostStatus.SCHEDULED.value,), limit=limit, workspace=workspace),
+                self._group(session, IN_FLIGHT, limit=limit, workspace=workspace),
+                self._group(session, (PostStatus.PUBLISHED.value,), limit=limit, newest_first=True, since_days=7,
+                            workspace=workspace),
+                self._group(session, (PostStatus.FAILED.value,), limit=limit, newest_first=True, since_days=7,
+                            workspace=workspace),
+            )

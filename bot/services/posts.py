@@ -23,11 +23,22 @@ from bot.api.budget import BudgetExhausted, Priority
 from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
 from bot.config import Settings
 from bot.db import add_audit, claim_post_action, find_post, get_post, insert_post_if_new, session_scope
-from bot.domain import PendingAction, Platform, PostContent, PostStatus, RemotePost
+from bot.domain import (
+    Activity,
+    ActivityKind,
+    ClipListing,
+    PendingAction,
+    Platform,
+    PostContent,
+    PostStatus,
+    RemotePost,
+)
 from bot.jobs import Retry, enqueue
 from bot.models import Approval, Post, utcnow
 from bot.services.access import ApproverLookupFailed, Approvers
 from bot.services.cards import approvals_for, request_card_sync, request_ephemeral, request_thread_reply
+from bot.slack import notices
+from bot.slack.mrkdwn import Mrkdwn, Say, code, fmt
 
 log = logging.getLogger(__name__)
 
@@ -36,27 +47,20 @@ REFRESH_POST = "refresh_post"
 # A publish whose outcome is unknown is re-read this many times before we give up and say so.
 MAX_ACTION_ATTEMPTS = 6
 
-ALLOWED_FROM: dict[PendingAction, tuple[str, ...]] = {
-    PendingAction.PUBLISH: (PostStatus.DRAFT,),
-    PendingAction.SCHEDULE: (PostStatus.DRAFT,),
-    PendingAction.EDIT: (PostStatus.DRAFT,),
-    PendingAction.CANCEL: (PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.SCHEDULED),
-}
+# Every provider takes publish, schedule and edit only on drafts; what can still be cancelled is the
+# provider's own rule (`PostProvider.cancellable`).
+DRAFT_ONLY: tuple[str, ...] = (PostStatus.DRAFT.value,)
 
-VERB_ING: dict[str, str] = {
-    PendingAction.PUBLISH: "published",
-    PendingAction.SCHEDULE: "scheduled",
-    PendingAction.EDIT: "edited",
-    PendingAction.CANCEL: "cancelled",
-}
 
 
 class PostProvider(Protocol):
     """What the service needs from a provider client (Choppity today)."""
 
     provider: str
+    # Statuses from which the provider can still cancel a post (Choppity: draft, scheduled, queued).
+    cancellable: frozenset[PostStatus]
 
-    def list_clip_posts(self, clip_id: str, *, priority: Priority = ...) -> list[RemotePost]: ...
+    def list_clip_posts(self, clip_id: str, *, priority: Priority = ...) -> ClipListing: ...
 
     def get_post(self, post_id: str, *, priority: Priority = ...) -> RemotePost: ...
 
@@ -69,10 +73,10 @@ class PostProvider(Protocol):
 
 @dataclass
 class ActionResult:
-    """What to tell the person who clicked."""
+    """Whether an action was accepted, and if not, what to tell the person who asked."""
 
     accepted: bool
-    message: str = ""
+    message: Say | None = None
 
 
 @dataclass
@@ -83,23 +87,42 @@ class ImportSummary:
     carded: list[RemotePost] = field(default_factory=list)
     already: list[RemotePost] = field(default_factory=list)
     not_drafts: list[RemotePost] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    # Greenlight ids of the posts carded by this import (to wait for their cards).
+    new_post_ids: list[int] = field(default_factory=list)
 
-    def text(self) -> str:
-        """The ephemeral summary shown to the person who ran the command."""
-        lines: list[str] = []
+    def text(self, *, shown: int | None = None, failed: int = 0) -> Mrkdwn:
+        """The ephemeral summary; `shown`/`failed` count the cards Slack really accepted, once known."""
+        clip = code(self.clip_id)
+        lines: list[Mrkdwn] = []
         n = len(self.carded)
         if n:
             platforms = ", ".join(p.platform.label for p in self.carded)
-            lines.append(f"Posted {n} draft{'s' if n != 1 else ''} for clip `{self.clip_id}` ({platforms}).")
+            posted = n if shown is None else shown
+            if posted == n:
+                lines.append(fmt("Posted {n} draft{s} for clip {clip} ({platforms}).", n=n, s="s" if n != 1 else "",
+                                 clip=clip, platforms=platforms))
+            else:
+                lines.append(fmt("Posted {posted} of {n} drafts for clip {clip} ({platforms}).", posted=posted, n=n,
+                                 clip=clip, platforms=platforms))
+            if failed:
+                lines.append(fmt("⚠️ {failed} draft(s) couldn't be shown in Slack; the channel has a note saying which.",
+                                 failed=failed))
+            if shown is not None and posted + failed < n:
+                lines.append(fmt("{left} card(s) are still on their way (Slack is pacing new messages).",
+                                 left=n - posted - failed))
         elif self.already:
-            lines.append(f"Nothing new for clip `{self.clip_id}`: every draft already has a card.")
+            lines.append(fmt("Nothing new for clip {clip}: every draft already has a card.", clip=clip))
         else:
-            lines.append(f"Clip `{self.clip_id}` has no drafts to review.")
+            lines.append(fmt("Clip {clip} has no drafts to review.", clip=clip))
         if n and self.already:
-            lines.append(f"{len(self.already)} draft(s) already had a card.")
+            lines.append(fmt("{k} draft(s) already had a card.", k=len(self.already)))
         for post in self.not_drafts:
-            lines.append(f"• {post.platform.label}: {post.status.value} (not a draft, no card)")
-        return "\n".join(lines)
+            word = post.raw_status if post.status is PostStatus.UNKNOWN and post.raw_status else post.status.value
+            lines.append(fmt("• {platform}: {status} (not a draft, no card)", platform=post.platform.label, status=word))
+        for reason in self.unreadable:
+            lines.append(fmt("• Skipped {reason}.", reason=reason))
+        return Mrkdwn("\n").join(lines)
 
 
 def describe_changes(old: PostContent, new: PostContent) -> str:
@@ -118,49 +141,53 @@ def describe_changes(old: PostContent, new: PostContent) -> str:
 
 
 def apply_remote(post: Post, remote: RemotePost, *, ours: bool = False) -> bool:
-    """Copy the provider's view onto our row. Terminal states never move back. True if changed.
+    """Copy the provider's view onto our row. True if anything changed.
 
-    Content that changed at the provider (someone edited the draft there) is a new version: the
-    approvals given so far no longer apply. `ours=True` when the change is our own edit job's result,
-    which versions the content itself.
+    Terminal states never move back, and a re-read never moves a post backwards along the publish
+    pipeline (a stale read can't turn "uploading" into "queued"); an UNKNOWN status is shown as the
+    provider says it. Content that changed at the provider (someone edited the draft there) is a
+    new version: the approvals given so far no longer apply. `ours=True` when the change is our
+    own edit job's result, which versions the content itself.
     """
-    before = (post.status, post.content, post.scheduled_at, post.published_url, post.error)
-    current = PostStatus(post.status)
-    if not current.is_terminal:
-        post.status = remote.status.value
-    if not current.is_terminal or current == remote.status:
+    before = (post.status, post.remote_status, post.content, post.scheduled_at, post.published_url, post.error)
+    current = PostStatus.parse(post.status)
+    incoming = remote.status
+    moves = not current.is_terminal and (
+        current.rank is None or incoming.rank is None or incoming.rank >= current.rank
+    )
+    if moves:
+        post.status = incoming.value
+        post.remote_status = remote.raw_status if incoming is PostStatus.UNKNOWN else None
+    if not current.is_terminal or current == incoming:
         new_content = remote.content.to_dict()
         if not ours and post.content and new_content != post.content and current == PostStatus.DRAFT:
             post.content_version += 1
             post.last_editor = None
-            post.last_activity = f"✏️ Edited in {post.provider.title()}"
+            post.activity = Activity(ActivityKind.EDITED_AT_PROVIDER).to_dict()
         post.content = new_content
         post.scheduled_at = remote.scheduled_at or post.scheduled_at
         post.published_at = remote.published_at or post.published_at
         post.published_url = remote.published_url or post.published_url
         post.error = remote.error or post.error
     post.remote_checked_at = utcnow()
-    changed = before != (post.status, post.content, post.scheduled_at, post.published_url, post.error)
+    changed = before != (post.status, post.remote_status, post.content, post.scheduled_at, post.published_url, post.error)
     if changed:
         post.updated_at = utcnow()
     return changed
 
 
-def outcome_reply(post: Post) -> str | None:
-    """The thread line recording a terminal or scheduled outcome."""
-    status = PostStatus(post.status)
-    label = Platform(post.platform).label
+def outcome_reply(post: Post) -> Mrkdwn | None:
+    """The thread line recording a terminal, scheduled or under-way outcome."""
+    status = PostStatus.parse(post.status)
+    platform = Platform(post.platform)
     if status == PostStatus.PUBLISHED:
-        link = f" <{post.published_url}|View on {label}>" if post.published_url else ""
-        return f"🚀 Published on {label}.{link}"
+        return notices.published(platform, post.published_url)
     if status == PostStatus.FAILED:
-        who = f" <@{post.approved_by}>, please take a look." if post.approved_by else ""
-        return f"❌ Publishing to {label} failed: {post.error or 'no reason given'}.{who}"
+        return notices.publish_failed(platform, post.error, post.approved_by)
     if status == PostStatus.SCHEDULED and post.scheduled_at:
-        ts = int(post.scheduled_at.timestamp())
-        return f"🗓 Scheduled for <!date^{ts}^{{date_short_pretty}} at {{time}}|{post.scheduled_at.isoformat()}>."
+        return notices.scheduled(post.scheduled_at, None)
     if status == PostStatus.CANCELLED:
-        return f"🚫 Cancelled{f' by <@{post.cancelled_by}>' if post.cancelled_by else ''}."
+        return notices.cancelled(post.cancelled_by, None)
     return None
 
 
@@ -198,8 +225,22 @@ class PostService:
 
     def import_clip(self, provider: str, clip_id: str, *, actor: str | None = None) -> ImportSummary:
         """Card every draft of a clip that has no card yet (idempotent)."""
-        remote_posts = self.providers[provider].list_clip_posts(clip_id)
-        return self.card_posts(provider, clip_id, remote_posts, actor=actor)
+        listing = self.providers[provider].list_clip_posts(clip_id)
+        summary = self.card_posts(provider, clip_id, listing.posts, actor=actor)
+        summary.unreadable.extend(listing.unreadable)
+        return summary
+
+    def card_outcomes(self, post_ids: list[int]) -> tuple[int, int]:
+        """How many of these posts have a card in Slack, and how many Slack refused outright."""
+        if not post_ids:
+            return 0, 0
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(Post.message_ts, Post.card_error).where(col(Post.id).in_(post_ids))
+            ).all()
+        shown = sum(1 for ts, _ in rows if ts is not None)
+        failed = sum(1 for ts, error in rows if ts is None and error is not None)
+        return shown, failed
 
     def card_posts(
         self, provider: str, clip_id: str, remote_posts: list[RemotePost], *, actor: str | None = None
@@ -228,9 +269,11 @@ class PostService:
                     remote_checked_at=utcnow(),
                 )
                 if insert_post_if_new(session, row):
+                    assert row.id is not None
                     add_audit(session, post_id=row.id, actor=actor, action="carded", outcome="ok", detail=remote.id)
-                    request_card_sync(session, row.id)  # type: ignore[arg-type]
+                    request_card_sync(session, row.id)
                     summary.carded.append(remote)
+                    summary.new_post_ids.append(row.id)
                 else:
                     summary.already.append(remote)
         self.wake()
@@ -274,17 +317,15 @@ class PostService:
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
             if post is None:
-                return ActionResult(False, "Greenlight doesn't know this post any more.")
+                return ActionResult(False, notices.unknown_post())
             if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE) and self.settings.required_approvals > 1:
                 have = approvals_for(session, post)
                 if len(have) < self.settings.required_approvals and post.pending_action is None:
                     return ActionResult(
-                        False,
-                        f"This post needs {self.settings.required_approvals} approvals before it can be "
-                        f"{VERB_ING[action]}; it has {len(have)}.",
+                        False, notices.needs_approvals(action, len(have), self.settings.required_approvals)
                     )
             if not claim_post_action(
-                session, post_id=post_id, action=action.value, user=user, allowed_statuses=ALLOWED_FROM[action]
+                session, post_id=post_id, action=action.value, user=user, allowed_statuses=self.allowed_from(post, action)
             ):
                 session.refresh(post)
                 request_card_sync(session, post_id)  # the card may be showing stale buttons
@@ -304,55 +345,69 @@ class PostService:
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
             if post is None:
-                return ActionResult(False, "Greenlight doesn't know this post any more.")
+                return ActionResult(False, notices.unknown_post())
             if post.status != PostStatus.DRAFT or post.pending_action is not None:
                 return ActionResult(False, self.why_not(post, PendingAction.PUBLISH))
             if post.last_editor == user and not self.settings.allow_self_approval:
                 add_audit(session, post_id=post_id, actor=user, action="approve", outcome="denied", detail="self-approval")
-                return ActionResult(False, "You made the last edit, so someone else needs to approve this version.")
+                return ActionResult(False, notices.self_approval())
             if user in approvals_for(session, post):
-                return ActionResult(False, "You already approved this version.")
+                return ActionResult(False, notices.already_approved())
             try:
                 with session.begin_nested():
                     session.add(Approval(post_id=post_id, user_id=user, content_version=post.content_version))
                     session.flush()
             except IntegrityError:
                 # A double-click raced us; the unique constraint counts each person once.
-                return ActionResult(False, "You already approved this version.")
+                return ActionResult(False, notices.already_approved())
             add_audit(session, post_id=post_id, actor=user, action="approve", outcome="ok", detail=f"v{post.content_version}")
             count = len(approvals_for(session, post))
-            post.last_activity = f"👍 Approved by <@{user}> ({count}/{self.settings.required_approvals})"
-            request_thread_reply(session, post_id, f"👍 <@{user}> approved ({count}/{self.settings.required_approvals}).")
+            need = self.settings.required_approvals
+            post.activity = Activity(ActivityKind.APPROVED, actor=user, count=count, of=need).to_dict()
+            request_thread_reply(session, post_id, notices.approved(user, count, need))
             request_card_sync(session, post_id)
         self.wake()
         return ActionResult(True)
 
-    def refuse_non_approver(self, post_id: int, user: str, action: str) -> str | None:
+    def refuse_non_approver(self, post_id: int, user: str, action: str) -> Say | None:
         """Why `user` may not `action` this post (audited as denied), or None when they may."""
         try:
             if self.approvers.is_approver(user):
                 return None
-            refusal = f"Only approvers can {action} posts. Approvers: {self.approvers.describe()}."
+            refusal = notices.not_an_approver(action, self.approvers.describe())
         except ApproverLookupFailed:
-            refusal = "Greenlight couldn't check the approver list with Slack just now, so nothing was changed. Try again in a minute."
+            refusal = notices.approver_check_failed()
         with session_scope(self.engine) as session:
-            add_audit(session, post_id=post_id, actor=user, action=str(action), outcome="denied", detail=refusal[:500])
+            add_audit(session, post_id=post_id, actor=user, action=str(action), outcome="denied", detail=refusal.plain[:500])
         return refusal
 
-    def why_not(self, post: Post, action: PendingAction) -> str:
-        if post.pending_action:
-            who = f" by <@{post.pending_by}>" if post.pending_by else ""
-            return f"This post is already being {VERB_ING.get(post.pending_action, post.pending_action)}{who}."
-        status = PostStatus(post.status)
-        if status == PostStatus.PUBLISHED:
-            return "This post is already published."
-        if status == PostStatus.CANCELLED:
-            return "This post was cancelled."
-        if status == PostStatus.FAILED:
-            return f"This post failed to publish ({post.error or 'no reason given'}) and can't be changed from Slack."
-        if status in (PostStatus.QUEUED, PostStatus.SCHEDULED):
-            return f"This post is already {status.value}; only Cancel is still possible."
-        return f"This post is {status.value}, so it can't be {VERB_ING[action]}."
+    def cancellable(self, post: Post) -> frozenset[PostStatus]:
+        """Statuses from which this post's provider can still cancel it."""
+        provider = self.providers.get(post.provider)
+        return provider.cancellable if provider is not None else frozenset()
+
+    def allowed_from(self, post: Post, action: PendingAction) -> tuple[str, ...]:
+        """Statuses in which `action` may start on this post."""
+        if action is PendingAction.CANCEL:
+            return tuple(sorted(s.value for s in self.cancellable(post)))
+        return DRAFT_ONLY
+
+    def can_start(self, post: Post, action: PendingAction) -> bool:
+        """Whether `action` could start on this post now (no other action in flight, right status)."""
+        return post.pending_action is None and post.status in self.allowed_from(post, action)
+
+    def why_not(self, post: Post, action: PendingAction) -> Say:
+        """Why `action` isn't possible on this post right now."""
+        return notices.why_not(
+            action,
+            status=PostStatus.parse(post.status),
+            pending=PendingAction(post.pending_action) if post.pending_action else None,
+            pending_by=post.pending_by,
+            error=post.error,
+            raw_status=post.remote_status,
+            can_cancel=PostStatus.parse(post.status) in self.cancellable(post),
+            provider=post.provider.title(),
+        )
 
     # -- running actions (job handler) ---------------------------------------------------------
 
@@ -426,22 +481,22 @@ class PostService:
             post.pending_action = post.pending_by = None
             post.pending_since = None
             detail = remote.status.value
-            reply: str | None = None
+            reply: Mrkdwn | None = None
             if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
                 post.approved_by, post.approved_at = user, now
                 if remote.status == PostStatus.SCHEDULED:
-                    post.last_activity = f"🗓 Scheduled by <@{user}>"
-                    reply = outcome_reply(post)
-                    reply = f"{reply[:-1]} by <@{user}>." if reply else None
+                    post.activity = Activity(ActivityKind.SCHEDULED, actor=user).to_dict()
+                    reply = notices.scheduled(post.scheduled_at, user)
                 else:
-                    post.last_activity = f"✅ Approved by <@{user}>"
-                    reply = f"✅ <@{user}> approved; {post.provider.title()} has it {remote.status.value}."
+                    post.activity = Activity(ActivityKind.PUBLISH_APPROVED, actor=user).to_dict()
+                    reply = notices.handed_over(user, post.provider.title(), remote.status)
             elif action == PendingAction.CANCEL:
-                post.cancelled_by = user
-                post.cancel_reason = job.payload.get("reason")
-                post.last_activity = f"🚫 Cancelled by <@{user}>"
                 reason = job.payload.get("reason")
-                reply = f"🚫 <@{user}> cancelled this post." + (f" Reason: {reason}" if reason else "")
+                reason = str(reason) if reason else None
+                post.cancelled_by = user
+                post.cancel_reason = reason
+                post.activity = Activity(ActivityKind.CANCELLED, actor=user).to_dict()
+                reply = notices.cancelled(user, reason)
                 detail = f"cancelled; reason: {reason}" if reason else "cancelled"
             else:
                 new = remote.content
@@ -450,10 +505,11 @@ class PostService:
                 if new != old:
                     post.content_version += 1
                     post.last_editor = user
-                    post.last_activity = f"✏️ Edited by <@{user}>"
-                    reply = f"✏️ <@{user}> edited {summary}."
-                    if self.settings.required_approvals > 1 and approvals_for_version(session, post.id, post.content_version - 1):
-                        reply += " Approvals were reset; this version needs new approvals."
+                    post.activity = Activity(ActivityKind.EDITED, actor=user).to_dict()
+                    reset = self.settings.required_approvals > 1 and approvals_for_version(
+                        session, post.id, post.content_version - 1
+                    )
+                    reply = notices.edited(user, summary, approvals_reset=reset)
             add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="ok", detail=detail)
             if reply:
                 request_thread_reply(session, job.post_id, reply)
@@ -480,14 +536,17 @@ class PostService:
                 apply_remote(post, remote)
             post.pending_action = post.pending_by = None
             post.pending_since = None
-            label = Platform(post.platform).label
             add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="failed", detail=err.user_message)
-            verb = {"publish": "publish", "schedule": "schedule", "cancel": "cancel", "edit": "save your edit to"}[action.value]
-            text = f"⚠️ Couldn't {verb} the {label} post. {err.user_message}"
-            if remote is not None and remote.status != PostStatus.DRAFT and action != PendingAction.CANCEL:
-                text += f" It is now {remote.status.value} on {post.provider.title()}; the card has been updated."
+            now_status = (
+                remote.status
+                if remote is not None and remote.status != PostStatus.DRAFT and action != PendingAction.CANCEL
+                else None
+            )
+            text = notices.action_failed_ephemeral(
+                action, Platform(post.platform), err.user_message, now=now_status, provider=post.provider.title()
+            )
             request_ephemeral(session, channel=str(job.payload.get("channel") or post.channel_id), user=user, text=text, post_id=post.id)
-            request_thread_reply(session, job.post_id, f"⚠️ <@{user}> couldn't {action.value} this post: {err.user_message}")
+            request_thread_reply(session, job.post_id, notices.action_failed_thread(user, action, err.user_message))
             request_card_sync(session, job.post_id)
         self.wake()
 
@@ -506,12 +565,11 @@ class PostService:
                       outcome="failed", detail=f"internal error: {type(exc).__name__}")
             request_ephemeral(
                 session, channel=str(job.payload.get("channel")), user=str(job.payload.get("user")),
-                text="⚠️ Greenlight hit an internal error and could not finish that action. Nothing was published; please try again.",
-                post_id=job.post_id,
+                text=notices.internal_error_ephemeral(), post_id=job.post_id,
             )
             request_thread_reply(
                 session, job.post_id,
-                f"⚠️ <@{job.payload.get('user')}> couldn't {job.payload.get('action')} this post: Greenlight hit an internal error.",
+                notices.internal_error_thread(job.payload.get("user"), str(job.payload.get("action"))),
             )
             request_card_sync(session, job.post_id)
         self.wake()
@@ -560,7 +618,7 @@ class PostService:
                 return
             if post.status != old_status:
                 add_audit(session, post_id=post_id, actor=None, action=source, outcome=post.status,
-                          detail=post.error or post.published_url)
+                          detail=post.error or post.published_url or post.remote_status)
                 reply = outcome_reply(post)
                 if reply and post.status != PostStatus.CANCELLED:
                     request_thread_reply(session, post_id, reply)

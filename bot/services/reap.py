@@ -47,12 +47,24 @@ from bot.api.reap import (
 )
 from bot.config import Settings
 from bot.db import add_audit, find_post, get_post, insert_post_if_new, record_webhook, session_scope
-from bot.domain import PendingAction, Platform, PostContent, PostStatus, Provider, RemotePost
+from bot.domain import (
+    Activity,
+    ActivityKind,
+    ClipListing,
+    PendingAction,
+    Platform,
+    PostContent,
+    PostStatus,
+    Provider,
+    RemotePost,
+)
 from bot.jobs import Retry, enqueue
 from bot.models import Job, Post, utcnow
 from bot.services.cards import request_card_sync, request_thread_reply
 from bot.services.posts import PostService
+from bot.slack import notices
 from bot.slack.ids import Field, ViewId
+from bot.slack.mrkdwn import escape
 from bot.slack.reap import (
     choices_of,
     default_settings,
@@ -163,7 +175,7 @@ def _label(platform: str) -> str:
 def remote_of(post: Post) -> RemotePost:
     """Our row as a RemotePost: for Reap, Greenlight's database *is* the draft's truth."""
     extra = post.extra or {}
-    status = PostStatus(post.status)
+    status = PostStatus.parse(post.status)
     error = post.error
     if not status.is_terminal:
         if extra.get("handoff_unknown"):
@@ -248,6 +260,9 @@ class ReapService:
     """Reap drafts, hand-off, polling and webhook; also the PostProvider for `provider == "reap"`."""
 
     provider = REAP
+    # Greenlight holds drafts and schedules until the hand-off, so it can cancel them; once Reap
+    # has a post there is no cancel endpoint.
+    cancellable = frozenset({PostStatus.DRAFT, PostStatus.SCHEDULED})
 
     def __init__(
         self,
@@ -434,11 +449,11 @@ class ReapService:
 
     # -- PostProvider: what PostService calls ----------------------------------------------------
 
-    def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> list[RemotePost]:
+    def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> ClipListing:
         """Our drafts of a clip (Reap has no posts until we publish)."""
         with session_scope(self.engine) as session:
             rows = session.exec(select(Post).where(Post.provider == REAP, Post.clip_id == clip_id)).all()
-            return [remote_of(r) for r in rows]
+            return ClipListing(clip_id=clip_id, posts=[remote_of(r) for r in rows])
 
     def get_post(self, post_id: str, *, priority: Priority = Priority.INTERACTIVE) -> RemotePost:
         """The draft as Greenlight holds it (no API call)."""
@@ -509,9 +524,8 @@ class ReapService:
                     post.updated_at = utcnow()
                     if editor:
                         post.last_editor = editor
-                        post.last_activity = f"✏️ Edited by <@{editor}>"
-                    who = f"<@{editor}>" if editor else "Someone"
-                    request_thread_reply(session, post.id, f"✏️ {who} edited {', '.join(changed)}.")
+                        post.activity = Activity(ActivityKind.EDITED, actor=editor).to_dict()
+                    request_thread_reply(session, post.id, notices.edited(editor, ", ".join(changed), approvals_reset=False))
             return remote_of(post)
 
     def publish_post(self, post_id: str, scheduled_at: datetime | None = None) -> RemotePost:
@@ -527,7 +541,7 @@ class ReapService:
             extra = dict(post.extra or {})
             if extra.get("reap_post_id") or extra.get("handoff_started") or extra.get("handoff_unknown"):
                 raise ApiBadRequest(NOT_CANCELLABLE, provider=REAP)
-            if PostStatus(post.status).is_terminal:
+            if PostStatus.parse(post.status).is_terminal:
                 return remote_of(post)
             post.status = PostStatus.CANCELLED.value
             post.updated_at = utcnow()
@@ -688,10 +702,7 @@ class ReapService:
         if remote.status == PostStatus.QUEUED and late > LATE_HANDOFF:
             with session_scope(self.engine) as session:
                 minutes = int(late.total_seconds() // 60)
-                request_thread_reply(
-                    session, job.post_id,
-                    f"📤 Handed to Reap {minutes} min after the scheduled time (Greenlight wasn't running then).",
-                )
+                request_thread_reply(session, job.post_id, notices.handed_over_late("Reap", minutes))
             self.wake()
 
     def _with_row(self, row_id: int, remote: RemotePost) -> RemotePost:
@@ -714,7 +725,7 @@ class ReapService:
         assert job.post_id is not None
         with session_scope(self.engine) as session:
             post = get_post(session, job.post_id)
-            if post is None or PostStatus(post.status).is_terminal:
+            if post is None or PostStatus.parse(post.status).is_terminal:
                 return
             extra = dict(post.extra or {})
         reap_post_id = extra.get("reap_post_id")
@@ -759,7 +770,7 @@ class ReapService:
             extra["status_notes"] = [*(extra.get("status_notes") or []), note]
             extra["notes"] = compose_notes(extra)
             post.extra = extra
-            request_thread_reply(session, row_id, note)
+            request_thread_reply(session, row_id, escape(note))
             request_card_sync(session, row_id)
         self.wake()
 
@@ -811,14 +822,9 @@ class ReapService:
         ))
         self.posts.apply_remote_update(row_id, remote, source="reap_poll")
         if status == PostStatus.PUBLISHED and (failed or len(results) > 1):
-            lines = [
-                (f"✅ {_label(n)}: {r['url']}" if r.get("url") else f"✅ {_label(n)}") if r["ok"] is True
-                else f"❌ {_label(n)} failed"
-                for n, r in results.items()
-            ]
-            head = "⚠️ Reap published this only in part:" if failed else "Reap published this everywhere:"
+            rows = [(_label(n), r["ok"] is True, r.get("url")) for n, r in results.items()]
             with session_scope(self.engine) as session:
-                request_thread_reply(session, row_id, "\n".join([head, *lines]))
+                request_thread_reply(session, row_id, notices.partial_results(rows, partly=bool(failed)))
             self.wake()
 
     # -- Slack: the edit modal -----------------------------------------------------------------
@@ -833,7 +839,7 @@ class ReapService:
         with session_scope(self.engine) as session:
             post = get_post(session, post_id) if post_id is not None else None
             if post is None or post_id is None or post.provider != REAP:
-                ack(response_action="errors", errors={Field.DESCRIPTION.value: "Greenlight doesn't know this post any more."})
+                ack(response_action="errors", errors={Field.DESCRIPTION.value: notices.unknown_post().plain})
                 return
             extra = dict(post.extra or {})
             old = PostContent.from_dict(post.content)
@@ -860,7 +866,7 @@ class ReapService:
             payload={"content": new.to_dict(), "provider_changes": provider_changes},
         )
         if not result.accepted:
-            ack(response_action="errors", errors={Field.DESCRIPTION.value: result.message})
+            ack(response_action="errors", errors={Field.DESCRIPTION.value: result.message.plain if result.message else ""})
             return
         ack()
 

@@ -20,6 +20,8 @@ from bot.jobs import PeriodicLoop
 from bot.models import Post, utcnow
 from bot.services.access import Approvers
 from bot.services.cards import request_thread_reply
+from bot.slack import notices
+from bot.slack.mrkdwn import Mrkdwn
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class Reminders(PeriodicLoop):
             return 0
         period = timedelta(hours=self.settings.remind_after_hours)
         now = utcnow()
-        who = self.approvers.describe() if self.approvers.restricted else "Reviewers"
+        who = self.approvers.describe() if self.approvers.restricted else Mrkdwn("Reviewers")
         sent = 0
         with session_scope(self.engine) as session:
             rows = session.exec(
@@ -87,9 +89,7 @@ class Reminders(PeriodicLoop):
             ).all()
             for post in rows:
                 hours = int((now - post.updated_at).total_seconds() // 3600)
-                request_thread_reply(
-                    session, post.id or 0, f"⏰ {who}: this draft has been waiting for {hours} h. Publish, schedule or cancel it?"
-                )
+                request_thread_reply(session, post.id or 0, notices.reminder(who, hours))
                 post.reminded_at = now
                 sent += 1
         if sent:

@@ -1,16 +1,12 @@
 """The review card: one Slack message per post, re-rendered in place on every state change.
 
 Pure functions from `domain.Card` to `slack_sdk.models` blocks; nothing here touches the client.
-Text that comes from a provider or a user (captions, titles, errors, notes) is either sent as
-plain_text or escaped, so a caption containing `<!channel>` or `*stars*` shows literally and
-pings nobody.
+Text from a provider or a person (captions, titles, errors, notes, URLs) is either sent as
+plain_text or goes through `bot.slack.mrkdwn`, so a caption containing `<!channel>` or `*stars*`
+shows literally and pings nobody.
 """
 
 from __future__ import annotations
-
-import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -30,6 +26,8 @@ from bot.domain import (
     TIKTOK_PRIVACY_LEVELS,
     TIKTOK_TOGGLES,
     YOUTUBE_CATEGORIES,
+    Activity,
+    ActivityKind,
     Card,
     PendingAction,
     Platform,
@@ -39,6 +37,7 @@ from bot.domain import (
 )
 from bot.slack.forms import caption_length
 from bot.slack.ids import ActionId
+from bot.slack.mrkdwn import Mrkdwn, Person, date, escape, fmt, link, mention, plain_text, say, truncate
 
 MAX_MESSAGE_BLOCKS = 50
 # Slack caps a section's text at 3000; we stay below it and count UTF-16 units, the stricter of
@@ -65,10 +64,15 @@ STATUS_BADGES: dict[PostStatus, str] = {
     PostStatus.DRAFT: "📝 Draft",
     PostStatus.QUEUED: "✅ Queued",
     PostStatus.SCHEDULED: "🗓 Scheduled",
+    PostStatus.PROCESSING: "⏳ Publishing",
+    PostStatus.UPLOADING: "⏳ Uploading",
     PostStatus.PUBLISHED: "🚀 Published",
     PostStatus.FAILED: "❌ Failed",
     PostStatus.CANCELLED: "🚫 Cancelled",
+    PostStatus.UNKNOWN: "❔ Status unknown",
 }
+# In the compact card the caption is cut to this many characters; Edit shows all of it.
+COMPACT_CAPTION_CHARS = 600
 
 PENDING_LABELS: dict[PendingAction, str] = {
     PendingAction.PUBLISH: "Publishing…",
@@ -88,37 +92,6 @@ TIKTOK_TOGGLE_WORDS: dict[str, tuple[str, str, str]] = {
     "brand_content_toggle": ("Branded content", "yes", "no"),
     "brand_organic_toggle": ("Own brand promotion", "yes", "no"),
 }
-
-# Slack user ids look like U0123ABCD (W… on Enterprise Grid); "_" admits readable ids in tests.
-_USER_ID = re.compile(r"^[UW][A-Z0-9_]{2,}$")
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape `&`, `<`, `>` the way Slack requires so text shows literally in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def unescape_mrkdwn(text: str) -> str:
-    """Inverse of escape_mrkdwn."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def mention(user: str | None) -> str:
-    """`<@U…>` for a Slack user id; anything else (a provider name, say) escaped as text."""
-    if not user:
-        return "someone"
-    if _USER_ID.match(user):
-        return f"<@{user}>"
-    return escape_mrkdwn(user)
-
-
-def slack_date(when: datetime) -> str:
-    """A `<!date>` token so every viewer sees the time in their own zone; UTC text as fallback."""
-    # Naive datetimes from the database are UTC by convention.
-    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    utc = aware.astimezone(UTC)
-    fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def platform_title(platform: Platform) -> str:
@@ -172,76 +145,103 @@ def split_caption(caption: str, max_units: int = CAPTION_PART_UNITS) -> list[str
     return parts
 
 
-def _context(*lines: str) -> ContextBlock:
-    return ContextBlock(
-        elements=[MarkdownTextObject(text=clip_text(line, CONTEXT_TEXT_LIMIT)) for line in lines]
-    )
+def _context(*lines: Mrkdwn) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(line, CONTEXT_TEXT_LIMIT)) for line in lines])
 
 
-def _status_line(card: Card) -> str:
+def _status_line(card: Card) -> Mrkdwn:
     """One line saying where the post stands and who moved it there."""
     if card.pending_action is not None:
         label = PENDING_LABELS[card.pending_action]
-        by = f" requested by {mention(card.pending_by)}" if card.pending_by else ""
-        return f"⏳ *{label}*{by}"
+        if card.pending_by:
+            return fmt("⏳ *{label}* requested by {who}", label=label, who=mention(card.pending_by))
+        return fmt("⏳ *{label}*", label=label)
     status = card.status
+    approved = fmt("approved by {who}", who=mention(card.approved_by)) if card.approved_by else None
     if status is PostStatus.DRAFT:
-        return "📝 *Draft* — awaiting review"
+        return Mrkdwn("📝 *Draft* — awaiting review")
     if status is PostStatus.QUEUED:
-        line = "✅ *Queued*"
-        if card.approved_by:
-            line += f" — approved by {mention(card.approved_by)}"
+        line = Mrkdwn("✅ *Queued*")
+        if approved:
+            line = fmt("{line} — {approved}", line=line, approved=approved)
         if card.approved_at:
-            line += f" {slack_date(card.approved_at)}"
+            line = fmt("{line} {when}", line=line, when=date(card.approved_at))
         return line
     if status is PostStatus.SCHEDULED:
-        when = slack_date(card.scheduled_at) if card.scheduled_at else "a time not yet confirmed"
-        by = f" — by {mention(card.approved_by)}" if card.approved_by else ""
-        return f"🗓 *Scheduled for {when}*{by}"
+        when = date(card.scheduled_at) if card.scheduled_at else escape("a time not yet confirmed")
+        line = fmt("🗓 *Scheduled for {when}*", when=when)
+        return fmt("{line} — by {who}", line=line, who=mention(card.approved_by)) if card.approved_by else line
+    if status in (PostStatus.PROCESSING, PostStatus.UPLOADING):
+        doing = "uploading the video" if status is PostStatus.UPLOADING else "processing the post"
+        line = fmt("⏳ *Publishing is under way* — {platform} is {doing}. It can no longer be pulled back.",
+                   platform=card.platform.label, doing=doing)
+        return fmt("{line}\n{approved}", line=line, approved=approved) if approved else line
     if status is PostStatus.PUBLISHED:
-        line = "🚀 *Published*"
+        line = Mrkdwn("🚀 *Published*")
         if card.published_at:
-            line += f" {slack_date(card.published_at)}"
+            line = fmt("{line} {when}", line=line, when=date(card.published_at))
         if card.published_url:
-            line += f" · <{escape_mrkdwn(card.published_url)}|View on {card.platform.label}>"
-        if card.approved_by:
-            line += f"\napproved by {mention(card.approved_by)}"
-        return line
+            line = fmt("{line} · {link}", line=line, link=link(card.published_url, f"View on {card.platform.label}"))
+        return fmt("{line}\n{approved}", line=line, approved=approved) if approved else line
     if status is PostStatus.FAILED:
         reason = card.error.strip() if card.error else "the provider gave no reason"
-        line = f"❌ *Failed:* {escape_mrkdwn(reason)}"
-        if card.approved_by:
-            line += f"\napproved by {mention(card.approved_by)}"
-        return line
+        line = fmt("❌ *Failed:* {reason}", reason=reason)
+        return fmt("{line}\n{approved}", line=line, approved=approved) if approved else line
+    if status is PostStatus.UNKNOWN:
+        word = card.raw_status or "a status Greenlight doesn't know"
+        return fmt("❔ *{provider} reports this post as “{word}”* — Greenlight doesn't know this status yet and "
+                   "leaves the post alone.", provider=card.provider.value.capitalize(), word=word)
     # Cancelled.
     if card.cancelled_by:
-        return f"🚫 *Cancelled by {mention(card.cancelled_by)}*"
-    return "🚫 *Cancelled*"
+        return fmt("🚫 *Cancelled by {who}*", who=mention(card.cancelled_by))
+    return Mrkdwn("🚫 *Cancelled*")
+
+
+def activity_line(activity: Activity, provider: Provider) -> Mrkdwn:
+    """The card's "who did what last" line."""
+    who = Person(activity.actor, plain="someone")
+    kind = activity.kind
+    if kind is ActivityKind.EDITED:
+        return say("✏️ Edited by {who}", who=who).mrkdwn
+    if kind is ActivityKind.EDITED_AT_PROVIDER:
+        return say("✏️ Edited in {provider}", provider=provider.value.capitalize()).mrkdwn
+    if kind is ActivityKind.APPROVED:
+        return say("👍 Approved by {who} ({count}/{of})", who=who, count=activity.count or 0, of=activity.of or 0).mrkdwn
+    if kind is ActivityKind.SCHEDULED:
+        return say("🗓 Scheduled by {who}", who=who).mrkdwn
+    if kind is ActivityKind.PUBLISH_APPROVED:
+        return say("✅ Approved by {who}", who=who).mrkdwn
+    return say("🚫 Cancelled by {who}", who=who).mrkdwn
 
 
 def _badge(card: Card) -> str:
     if card.pending_action is not None:
         return f"⏳ {PENDING_LABELS[card.pending_action]}"
+    if card.status is PostStatus.UNKNOWN and card.raw_status:
+        return f"❔ {card.raw_status}"
     return STATUS_BADGES[card.status]
 
 
 def fallback_text(card: Card) -> str:
-    """Notification text, e.g. "YouTube draft for clip abc — Draft awaiting review"."""
+    """Notification text, e.g. "YouTube draft for clip abc — Draft awaiting review" (escaped mrkdwn)."""
     noun = "draft" if card.status is PostStatus.DRAFT else "post"
     if card.pending_action is not None:
         state = PENDING_LABELS[card.pending_action]
     elif card.status is PostStatus.DRAFT:
         state = "Draft awaiting review"
+    elif card.status is PostStatus.UNKNOWN:
+        state = card.raw_status or "Status unknown"
     else:
         state = card.status.value.capitalize()
-    text = f"{card.platform.label} {noun} for clip {card.clip_id} — {state}"
-    return clip_text(text, FALLBACK_TEXT_LIMIT)
+    text = fmt("{platform} {noun} for clip {clip} — {state}", platform=card.platform.label, noun=noun,
+               clip=card.clip_id, state=state)
+    return truncate(text, FALLBACK_TEXT_LIMIT)
 
 
 def _tiktok_settings_lines(settings: TikTokSettings | None) -> list[str]:
     if settings is None:
         return ["TikTok settings: not set (TikTok's defaults apply)"]
-    who = TIKTOK_PRIVACY_LEVELS.get(settings.privacy_level, escape_mrkdwn(settings.privacy_level))
+    who = TIKTOK_PRIVACY_LEVELS.get(settings.privacy_level, settings.privacy_level)
     flags = settings.to_dict()
     words = []
     for key in TIKTOK_TOGGLES:
@@ -258,6 +258,7 @@ def category_name(category_id: str | None) -> str:
 
 
 def _settings_lines(card: Card) -> list[str]:
+    """Plain lines (escaped when shown) describing the platform settings."""
     if card.provider is Provider.REAP:
         return []  # Reap's per-platform settings are in card.notes (PostContent has none for it)
     content = card.content
@@ -268,8 +269,8 @@ def _settings_lines(card: Card) -> list[str]:
         name = category_name(cid)
         # "Category: Category 99" reads badly; an unknown id already names itself.
         if cid is not None and cid not in YOUTUBE_CATEGORIES:
-            return [escape_mrkdwn(name)]
-        return [f"Category: {escape_mrkdwn(name)}"]
+            return [name]
+        return [f"Category: {name}"]
     return []
 
 
@@ -279,22 +280,24 @@ def _caption_blocks(card: Card) -> list[Block]:
     length = caption_length(caption, card.platform)
     count = f"{length:,} / {limit:,} characters" if limit else f"{length:,} characters"
     if not caption.strip():
-        return [_context(f"*Caption* · {count}"), _context("_(The caption is empty.)_")]
+        return [_context(fmt("*Caption* · {count}", count=count)), _context(Mrkdwn("_(The caption is empty.)_"))]
 
     shown = caption
-    cut_note: str | None = None
-    if _utf16_units(caption) > CARD_CAPTION_BUDGET:
-        shown = split_caption(caption, CARD_CAPTION_BUDGET)[0]
-        cut_note = (
-            f"⚠️ Only the first {len(shown):,} of {len(caption):,} characters are shown here "
-            "(Slack's message size limit). Open *Edit* to see the whole caption."
+    cut_note: Mrkdwn | None = None
+    budget = COMPACT_CAPTION_CHARS if card.compact else CARD_CAPTION_BUDGET
+    if _utf16_units(caption) > budget:
+        shown = split_caption(caption, budget)[0]
+        why = "this draft is too long for a Slack message" if card.compact else "Slack's message size limit"
+        cut_note = fmt(
+            "⚠️ Only the first {shown} of {total} characters are shown here ({why}). Open *Edit* to see it all.",
+            shown=f"{len(shown):,}", total=f"{len(caption):,}", why=why,
         )
     parts = split_caption(shown)
     blocks: list[Block] = []
     for i, part in enumerate(parts, start=1):
-        label = "*Caption*" if len(parts) == 1 else f"*Caption (part {i} of {len(parts)})*"
+        label = Mrkdwn("*Caption*") if len(parts) == 1 else fmt("*Caption (part {i} of {n})*", i=i, n=len(parts))
         if i == 1:
-            label += f" · {count}"
+            label = fmt("{label} · {count}", label=label, count=count)
         blocks.append(_context(label))
         # plain_text with emoji off: shows exactly what will be posted, no mrkdwn, no :shortcodes:.
         blocks.append(SectionBlock(text=PlainTextObject(text=part, emoji=False)))
@@ -304,20 +307,20 @@ def _caption_blocks(card: Card) -> list[Block]:
         unit = " (emoji count as 2)" if card.platform is Platform.TIKTOK else ""
         blocks.append(
             _context(
-                f"⚠️ Over the {card.platform.label} limit: {length:,} characters{unit}, "
-                f"{card.platform.label} allows {limit:,}. Edit before publishing."
+                fmt("⚠️ Over the {platform} limit: {length} characters{unit}, {platform} allows {limit}. Edit before publishing.",
+                    platform=card.platform.label, length=f"{length:,}", unit=unit, limit=f"{limit:,}")
             )
         )
     return blocks
 
 
-def _approvals_line(card: Card) -> str:
-    who = ", ".join(mention(u) for u in card.approvals)
-    line = f"👍 Approvals {len(card.approvals)}/{card.required_approvals}"
-    if who:
-        line += f": {who}"
+def _approvals_line(card: Card) -> Mrkdwn:
+    who = Mrkdwn(", ").join(mention(u) for u in card.approvals)
+    line = fmt("👍 Approvals {n}/{need}", n=len(card.approvals), need=card.required_approvals)
+    if card.approvals:
+        line = fmt("{line}: {who}", line=line, who=who)
     if len(card.approvals) >= card.required_approvals:
-        line += " — ready to publish"
+        line = line + Mrkdwn(" — ready to publish")
     return line
 
 
@@ -330,67 +333,64 @@ def _buttons(card: Card) -> list[ButtonElement]:
     if card.pending_action is not None or card.status.is_terminal:
         return []
     cancel = _button("Cancel", ActionId.CANCEL, card, style="danger")
-    if card.status == PostStatus.QUEUED and card.provider == Provider.REAP:
-        return []  # handed to Reap, which has no cancel endpoint; the card's note says so
-    if card.status in (PostStatus.QUEUED, PostStatus.SCHEDULED):
-        return [cancel]
-    # Draft.
+    if card.status is not PostStatus.DRAFT:
+        # Scheduled or queued: only Cancel, and only while the provider can still pull it back.
+        return [cancel] if card.can_cancel else []
     buttons = [_button("Edit", ActionId.EDIT, card)]
     # With one approval required, pressing Publish or Schedule *is* the approval.
     if card.required_approvals <= 1 or len(card.approvals) >= card.required_approvals:
         publish = _button("Publish", ActionId.PUBLISH, card, style="primary")
         # Publishing can't be taken back; a client-side confirm costs one click and saves a post.
+        # Confirm dialogs are plain text: outside text (account names) goes in as plain text.
+        where = ", ".join(card.targets) if card.targets else card.platform.label
         publish.confirm = ConfirmObject(
             title="Publish now?",
-            text=(
-                f"This posts to {', '.join(card.targets)} right away."
-                if card.targets
-                else f"This posts to {card.platform.label} right away."
-            )[:300],
+            text=PlainTextObject(text=plain_text(f"This posts to {where} right away.", 300), emoji=False),
             confirm="Publish",
             deny="Not yet",
         )
         buttons += [publish, _button("Schedule", ActionId.SCHEDULE, card)]
     else:
         buttons.append(_button("Approve", ActionId.APPROVE, card, style="primary"))
-    buttons.append(cancel)
+    if card.can_cancel:
+        buttons.append(cancel)
     return buttons
 
 
 def card_blocks(card: Card) -> list[Block]:
-    """The blocks of a card (at most 50)."""
+    """The blocks of a card (at most 50); `card.compact` gives the short form Slack will accept."""
     blocks: list[Block] = [
         HeaderBlock(
-            text=PlainTextObject(text=clip_text(f"{platform_title(card.platform)} · {_badge(card)}", 150))
+            text=PlainTextObject(text=plain_text(f"{platform_title(card.platform)} · {_badge(card)}", 150))
         ),
-        SectionBlock(text=MarkdownTextObject(text=clip_text(_status_line(card), 2900))),
+        SectionBlock(text=MarkdownTextObject(text=truncate(_status_line(card), 2900))),
     ]
     show_approvals = (
         card.required_approvals > 1 and card.pending_action is None and card.status is PostStatus.DRAFT
     )
     if show_approvals:
         blocks.append(_context(_approvals_line(card)))
-    if card.last_activity:
-        # Built by the service with mentions in it, so it is mrkdwn on purpose, not escaped.
-        blocks.append(_context(card.last_activity))
+    if card.activity:
+        blocks.append(_context(activity_line(card.activity, card.provider)))
     blocks.append(DividerBlock())
 
     if card.content.title is not None:
-        title = clip_text(escape_mrkdwn(card.content.title), 2800)
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Title:* {title}")))
+        title_limit = 300 if card.compact else 2800
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=truncate(fmt("*Title:* {title}", title=card.content.title), title_limit + 10))))
     blocks.extend(_caption_blocks(card))
 
     settings = _settings_lines(card)
     if settings:
-        blocks.append(_context("\n".join(settings)))
+        blocks.append(_context(Mrkdwn("\n").join(settings)))
     if card.targets:
-        blocks.append(_context("\n".join(f"🎯 {escape_mrkdwn(t)}" for t in card.targets)))
-    if card.notes:
-        blocks.append(_context("\n".join(escape_mrkdwn(n) for n in card.notes)))
+        blocks.append(_context(Mrkdwn("\n").join(fmt("🎯 {t}", t=t) for t in card.targets)))
+    if card.notes and not card.compact:
+        blocks.append(_context(Mrkdwn("\n").join(card.notes)))
     blocks.append(
         _context(
-            f"Clip {escape_mrkdwn(card.clip_id)} · {card.provider.value.capitalize()} post "
-            f"{escape_mrkdwn(card.external_id)} · Greenlight #{card.post_id}"
+            fmt("Clip {clip} · {provider} post {external} · Greenlight #{id}", clip=card.clip_id,
+                provider=card.provider.value.capitalize(), external=card.external_id, id=card.post_id)
         )
     )
 
@@ -402,7 +402,7 @@ def card_blocks(card: Card) -> list[Block]:
         tail = blocks[-1:] if buttons else []
         blocks = (
             blocks[: MAX_MESSAGE_BLOCKS - 1 - len(tail)]
-            + [_context("⚠️ Some details were left out to fit Slack's message limit.")]
+            + [_context(Mrkdwn("⚠️ Some details were left out to fit Slack's message limit."))]
             + tail
         )
     return blocks
@@ -411,8 +411,3 @@ def card_blocks(card: Card) -> list[Block]:
 def card_message(card: Card) -> tuple[str, list[Block]]:
     """Fallback text and blocks of a card, ready for chat.postMessage / chat.update."""
     return fallback_text(card), card_blocks(card)
-
-
-def blocks_to_dicts(blocks: Sequence[Block]) -> list[dict[str, object]]:
-    """Serialise (and validate) blocks for the Web API."""
-    return [b.to_dict() for b in blocks]

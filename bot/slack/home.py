@@ -1,9 +1,12 @@
-"""Overviews: the `/greenlight queue` reply, the App Home tab and `/greenlight help`."""
+"""Overviews: the `/greenlight queue` reply, the App Home tab and `/greenlight help`.
+
+Each group shows its true total in its heading and "…and N more" beyond the items that fit
+(Slack allows 50 blocks in a message and 100 in the Home tab).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -18,16 +21,17 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain import Platform, PostContent, PostStatus
-from bot.slack.blocks import clip_text, escape_mrkdwn, platform_title, slack_date
+from bot.slack.blocks import platform_title
 from bot.slack.ids import COMMAND, ActionId
+from bot.slack.mrkdwn import Mrkdwn, date, escape, fmt, link, safe_url
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 HEADLINE_CHARS = 80
-# Items per group: 2 queue groups fit in a message, 4 home groups fit in a view, each with room
+# Items per group: 2 queue groups fit in a message, 5 home groups fit in a view, each with room
 # for its header, its "…and N more" line and the page's own header and intro.
 QUEUE_ITEMS_PER_GROUP = 20
-HOME_ITEMS_PER_GROUP = 20
+HOME_ITEMS_PER_GROUP = 15
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,19 @@ class QueueItem:
     required: int = 1
 
 
+@dataclass(frozen=True)
+class QueueGroup:
+    """The first items of one group, and how many posts the group holds in all."""
+
+    items: list[QueueItem] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        """Posts in the group that are not listed."""
+        return max(0, self.total - len(self.items))
+
+
 def headline(content: PostContent, limit: int = HEADLINE_CHARS) -> str:
     """A one-line summary of a post: its title, or the caption's first line, cut to `limit`."""
     source = content.title or content.caption
@@ -58,79 +75,78 @@ _WHEN_WORDS: dict[PostStatus, str] = {
     PostStatus.DRAFT: "waiting since",
     PostStatus.QUEUED: "queued",
     PostStatus.SCHEDULED: "goes out",
+    PostStatus.PROCESSING: "publishing since",
+    PostStatus.UPLOADING: "uploading since",
     PostStatus.PUBLISHED: "published",
     PostStatus.FAILED: "failed",
     PostStatus.CANCELLED: "cancelled",
+    PostStatus.UNKNOWN: "last seen",
 }
 
 
-def _item_text(item: QueueItem, *, link: bool) -> str:
-    head = escape_mrkdwn(clip_text(item.headline, HEADLINE_CHARS))
-    details: list[str] = []
+def _item_text(item: QueueItem, *, with_link: bool) -> Mrkdwn:
+    head = item.headline if len(item.headline) <= HEADLINE_CHARS else item.headline[: HEADLINE_CHARS - 1] + "…"
+    details: list[Mrkdwn] = []
     if item.status is PostStatus.DRAFT and item.required > 1:
-        details.append(f"approvals {item.approvals}/{item.required}")
+        details.append(fmt("approvals {n}/{need}", n=item.approvals, need=item.required))
     if item.when is not None:
-        details.append(f"{_WHEN_WORDS[item.status]} {slack_date(item.when)}")
-    if link and item.permalink:
-        details.append(f"<{escape_mrkdwn(item.permalink)}|Open card>")
-    line = f"{platform_title(item.platform)} · *{head}*"
+        details.append(fmt("{words} {when}", words=_WHEN_WORDS[item.status], when=date(item.when)))
+    if with_link and item.permalink:
+        details.append(link(item.permalink, "Open card"))
+    line = fmt("{platform} · *{head}*", platform=platform_title(item.platform), head=head)
     if details:
-        line += "\n" + " · ".join(details)
+        line = fmt("{line}\n{details}", line=line, details=Mrkdwn(" · ").join(details))
     return line
 
 
 def _item_block(item: QueueItem, *, button: bool) -> SectionBlock:
     # The Home tab gets a real button (it reads better there); messages keep a plain link.
     accessory = None
-    if button and item.permalink:
-        accessory = ButtonElement(
-            text="Open card", action_id=ActionId.OPEN_CARD, url=item.permalink, value=str(item.post_id)
-        )
+    url = safe_url(item.permalink)
+    if button and url:
+        accessory = ButtonElement(text="Open card", action_id=ActionId.OPEN_CARD, url=url, value=str(item.post_id))
     return SectionBlock(
-        text=MarkdownTextObject(text=_item_text(item, link=not button)),
+        text=MarkdownTextObject(text=_item_text(item, with_link=not button)),
         accessory=accessory,
     )
 
 
-def _group(title: str, items: Sequence[QueueItem], *, empty: str, cap: int, button: bool) -> list[Block]:
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{title} ({len(items)})*"))]
-    if not items:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=empty)]))
+def _group(title: str, group: QueueGroup, *, empty: str, cap: int, button: bool) -> list[Block]:
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=fmt("*{title} ({n})*", title=title, n=f"{group.total:,}")))]
+    if not group.items:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=escape(empty))]))
         return blocks
-    blocks.extend(_item_block(item, button=button) for item in items[:cap])
-    if len(items) > cap:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(items) - cap} more")]))
+    shown = group.items[:cap]
+    blocks.extend(_item_block(item, button=button) for item in shown)
+    more = group.total - len(shown)
+    if more > 0:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fmt("…and {n} more", n=f"{more:,}"))]))
     return blocks
 
 
-def queue_blocks(waiting: list[QueueItem], scheduled: list[QueueItem]) -> tuple[str, list[Block]]:
+def queue_blocks(waiting: QueueGroup, scheduled: QueueGroup) -> tuple[str, list[Block]]:
     """The ephemeral `/greenlight queue` reply: posts awaiting review, then scheduled ones (≤ 50 blocks)."""
-    text = f"{len(waiting)} waiting for review, {len(scheduled)} scheduled"
-    if not waiting and not scheduled:
+    text = f"{waiting.total:,} waiting for review, {scheduled.total:,} scheduled"
+    if not waiting.total and not scheduled.total:
         empty_text = "Nothing is waiting for review 🎉"
         return empty_text, [SectionBlock(text=MarkdownTextObject(text=empty_text))]
     blocks: list[Block] = [HeaderBlock(text="Greenlight queue")]
     blocks += _group(
-        "📝 Waiting for review",
-        waiting,
-        empty="Nothing is waiting for review 🎉",
-        cap=QUEUE_ITEMS_PER_GROUP,
-        button=False,
+        "📝 Waiting for review", waiting, empty="Nothing is waiting for review 🎉", cap=QUEUE_ITEMS_PER_GROUP, button=False
     )
     blocks.append(DividerBlock())
-    blocks += _group(
-        "🗓 Scheduled", scheduled, empty="Nothing is scheduled.", cap=QUEUE_ITEMS_PER_GROUP, button=False
-    )
+    blocks += _group("🗓 Scheduled", scheduled, empty="Nothing is scheduled.", cap=QUEUE_ITEMS_PER_GROUP, button=False)
     return text, blocks[:MAX_MESSAGE_BLOCKS]
 
 
 def home_view(
-    waiting: list[QueueItem],
-    scheduled: list[QueueItem],
-    published: list[QueueItem],
-    failed: list[QueueItem],
+    waiting: QueueGroup,
+    scheduled: QueueGroup,
+    published: QueueGroup,
+    failed: QueueGroup,
+    in_flight: QueueGroup | None = None,
 ) -> View:
-    """The App Home tab: four groups with counts (≤ 100 blocks)."""
+    """The App Home tab: the groups with their true counts (≤ 100 blocks)."""
     blocks: list[Block] = [
         HeaderBlock(text="Greenlight"),
         ContextBlock(
@@ -141,27 +157,30 @@ def home_view(
             ]
         ),
     ]
-    groups = [
+    groups: list[tuple[str, QueueGroup, str]] = [
         ("📝 Waiting for review", waiting, "Nothing is waiting for review 🎉"),
         ("🗓 Scheduled", scheduled, "Nothing is scheduled."),
-        ("❌ Failed", failed, "No failures."),
-        ("🚀 Recently published", published, "Nothing published yet."),
     ]
-    for title, items, empty in groups:
+    if in_flight is not None:
+        groups.append(("⏳ Publishing now", in_flight, "Nothing is being published right now."))
+    groups += [
+        ("❌ Failed (last 7 days)", failed, "No failures."),
+        ("🚀 Recently published (last 7 days)", published, "Nothing published yet."),
+    ]
+    for title, group, empty in groups:
         blocks.append(DividerBlock())
-        blocks += _group(title, items, empty=empty, cap=HOME_ITEMS_PER_GROUP, button=True)
+        blocks += _group(title, group, empty=empty, cap=HOME_ITEMS_PER_GROUP, button=True)
     return View(type="home", blocks=blocks[:MAX_VIEW_BLOCKS])
 
 
 def help_blocks() -> tuple[str, list[Block]]:
     """The `/greenlight help` reply."""
-    # `<clip_id>` would be read as a Slack link even inside backticks, hence the escaping.
-    commands = "\n".join(
+    commands = Mrkdwn("\n").join(
         [
-            f"`{COMMAND} clip {escape_mrkdwn('<clip_id>')}` — post the Choppity drafts of a clip here for review",
-            f"`{COMMAND} reap {escape_mrkdwn('<project_id>')}` — post the Reap drafts of a project here for review",
-            f"`{COMMAND} queue` — what's waiting for review and what's scheduled (only you see it)",
-            f"`{COMMAND} help` — this message",
+            fmt("`{c} clip {arg}` — post the Choppity drafts of a clip here for review", c=COMMAND, arg="<clip_id>"),
+            fmt("`{c} reap {arg}` — post the Reap drafts of a project here for review", c=COMMAND, arg="<project_id>"),
+            fmt("`{c} queue` — what's waiting for review and what's scheduled (only you see it)", c=COMMAND),
+            fmt("`{c} help` — this message", c=COMMAND),
         ]
     )
     buttons = "\n".join(
@@ -182,7 +201,7 @@ def help_blocks() -> tuple[str, list[Block]]:
                 "Nothing goes out until someone presses *Publish* or *Schedule*."
             )
         ),
-        SectionBlock(text=MarkdownTextObject(text=f"*Commands*\n{commands}")),
+        SectionBlock(text=MarkdownTextObject(text=fmt("*Commands*\n{commands}", commands=commands))),
         SectionBlock(text=MarkdownTextObject(text=f"*Buttons on a card*\n{buttons}")),
         ContextBlock(
             elements=[MarkdownTextObject(text="Times on cards are shown in your own Slack time zone.")]

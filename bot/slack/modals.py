@@ -36,8 +36,9 @@ from bot.domain import (
     PostContent,
     TikTokSettings,
 )
-from bot.slack.blocks import escape_mrkdwn, platform_title
+from bot.slack.blocks import platform_title
 from bot.slack.ids import Field, ViewId
+from bot.slack.mrkdwn import fmt
 
 # Slack's own cap on plain_text_input max_length; longer limits are checked in forms.py.
 SLACK_INPUT_MAX = 3000
@@ -210,9 +211,9 @@ def schedule_modal(post_id: int, tz_name: str, tz_label: str, initial: datetime)
 
 def cancel_modal(post_id: int, platform_label: str, status_label: str) -> View:
     """Confirm a cancel, with an optional reason for the audit trail."""
-    warning = (
-        f"⚠️ This cancels the *{escape_mrkdwn(platform_label)}* post "
-        f"(currently {escape_mrkdwn(status_label)}). It can't be undone."
+    warning = fmt(
+        "⚠️ This cancels the *{platform}* post (currently {status}). It can't be undone.",
+        platform=platform_label, status=status_label,
     )
     return View(
         type="modal",

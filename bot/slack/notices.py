@@ -1,20 +1,255 @@
-"""Small Block Kit surfaces for telling someone something: an information modal."""
+"""Greenlight's words: thread replies, ephemeral notes, refusals and the notice modal.
+
+Pure builders from data to text. Every value that came from outside (a reason someone typed, a
+provider's error, a URL, an account name) goes through `bot.slack.mrkdwn`, so none of it can ping,
+link or break out of the markup. Refusals are `Say` values: mrkdwn for ephemerals, plain text for a
+modal's inline error.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject, PlainTextObject
 from slack_sdk.models.views import View
 
+from bot.domain import PendingAction, Platform, PostStatus
 from bot.slack.ids import ViewId
+from bot.slack.mrkdwn import Link, Mrkdwn, Person, Say, When, code, escape, fmt, link, mention, say, truncate
+
+VERB: dict[PendingAction, str] = {
+    PendingAction.PUBLISH: "publish",
+    PendingAction.SCHEDULE: "schedule",
+    PendingAction.CANCEL: "cancel",
+    PendingAction.EDIT: "save your edit to",
+}
+VERB_ED: dict[PendingAction, str] = {
+    PendingAction.PUBLISH: "published",
+    PendingAction.SCHEDULE: "scheduled",
+    PendingAction.EDIT: "edited",
+    PendingAction.CANCEL: "cancelled",
+}
+NOTICE_TEXT_LIMIT = 2900
 
 
-def notice_modal(title: str, text: str) -> View:
-    """A modal with one message and a Close button (replaces a loading modal on errors)."""
+def notice_modal(title: str, text: Mrkdwn | Say | str) -> View:
+    """A modal with one message and a Close button (replaces a loading modal when something failed)."""
+    body = text.mrkdwn if isinstance(text, Say) else text if isinstance(text, Mrkdwn) else escape(text)
     return View(
         type="modal",
         callback_id=ViewId.LOADING.value,
         title=PlainTextObject(text=title[:24]),
         close=PlainTextObject(text="Close"),
-        blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900]))],
+        blocks=[SectionBlock(text=MarkdownTextObject(text=truncate(body, NOTICE_TEXT_LIMIT)))],
     )
+
+
+# -- refusals (ephemeral or inline modal error) ------------------------------------------------------
+
+
+def unknown_post() -> Say:
+    """The post id in a click or a modal doesn't exist (any more)."""
+    return say("Greenlight doesn't know this post any more.")
+
+
+def not_an_approver(action: str, approvers: Mrkdwn) -> Say:
+    """Someone outside APPROVERS tried an approver action."""
+    s = say("Only approvers can {action} posts.", action=action)
+    return Say(fmt("{s} Approvers: {who}.", s=s.mrkdwn, who=approvers), s.plain + " Ask one of the approvers.")
+
+
+def approver_check_failed() -> Say:
+    """Slack couldn't tell us who is in an approver group: fail closed, say so."""
+    return say("Greenlight couldn't check the approver list with Slack just now, so nothing was changed. Try again in a minute.")
+
+
+def cannot_save_now() -> Say:
+    """The database can't take writes: nothing was changed."""
+    return say("Greenlight can't save right now, so nothing was changed. Please try again in a minute.")
+
+
+def needs_approvals(action: PendingAction, have: int, need: int) -> Say:
+    """Publish/Schedule pressed before enough people approved."""
+    return say(
+        "This post needs {need} approvals before it can be {verb}; it has {have}.",
+        need=need, verb=VERB_ED[action], have=have,
+    )
+
+
+def self_approval() -> Say:
+    """The last editor tried to approve their own version."""
+    return say("You made the last edit, so someone else needs to approve this version.")
+
+
+def already_approved() -> Say:
+    """A second approval by the same person."""
+    return say("You already approved this version.")
+
+
+def why_not(
+    action: PendingAction,
+    *,
+    status: PostStatus,
+    pending: PendingAction | None,
+    pending_by: str | None,
+    error: str | None,
+    raw_status: str | None,
+    can_cancel: bool,
+    provider: str,
+) -> Say:
+    """Why `action` isn't possible on a post in this state."""
+    if pending is not None:
+        return say("This post is already being {verb} by {who}.", verb=VERB_ED[pending], who=Person(pending_by))
+    if status is PostStatus.PUBLISHED:
+        return say("This post is already published.")
+    if status is PostStatus.CANCELLED:
+        return say("This post was cancelled.")
+    if status is PostStatus.FAILED:
+        return say("This post failed to publish ({reason}) and can't be changed from Slack.", reason=error or "no reason given")
+    if status in (PostStatus.PROCESSING, PostStatus.UPLOADING):
+        return say("Publishing is already under way at the platform; it can't be changed or pulled back now.")
+    if status is PostStatus.UNKNOWN:
+        return say("The provider reports this post as {word}, which Greenlight doesn't know, so it leaves it alone.",
+                   word=raw_status or "an unfamiliar status")
+    if status in (PostStatus.QUEUED, PostStatus.SCHEDULED):
+        if can_cancel:
+            return say("This post is already {status}; only Cancel is still possible.", status=status.value)
+        return say("This post is already {status} at {provider} and can no longer be changed or cancelled from Slack; "
+                   "use {provider}'s dashboard if it must be stopped.", status=status.value, provider=provider)
+    return say("This post is {status}, so it can't be {verb}.", status=status.value, verb=VERB_ED[action])
+
+
+# -- thread replies ----------------------------------------------------------------------------------
+
+
+def approved(user: str, count: int, need: int) -> Mrkdwn:
+    """One approval recorded."""
+    return say("👍 {who} approved ({count}/{need}).", who=Person(user), count=count, need=need).mrkdwn
+
+
+def handed_over(user: str, provider: str, status: PostStatus) -> Mrkdwn:
+    """Publish accepted by the provider."""
+    return say("✅ {who} approved; {provider} has it {status}.", who=Person(user), provider=provider, status=status.value).mrkdwn
+
+
+def scheduled(when: datetime | None, user: str | None) -> Mrkdwn:
+    """A post is scheduled (by someone, or as the provider reports)."""
+    if when is None:
+        return say("🗓 Scheduled{by}.", by=by(user)).mrkdwn
+    return say("🗓 Scheduled for {when}{by}.", when=When(when), by=by(user)).mrkdwn
+
+
+def by(user: str | None) -> Mrkdwn:
+    """The " by <@U…>" suffix, or nothing."""
+    return fmt(" by {who}", who=mention(user)) if user else Mrkdwn("")
+
+
+def cancelled(user: str | None, reason: str | None) -> Mrkdwn:
+    """A post was cancelled from Slack (with the optional reason, shown literally)."""
+    if reason:
+        return say("🚫 {who} cancelled this post. Reason: {reason}", who=Person(user), reason=reason).mrkdwn
+    return say("🚫 {who} cancelled this post.", who=Person(user)).mrkdwn
+
+
+def edited(user: str | None, summary: str, *, approvals_reset: bool) -> Mrkdwn:
+    """An edit was saved."""
+    text = say("✏️ {who} edited {summary}.", who=Person(user), summary=summary).mrkdwn
+    if approvals_reset:
+        text = text + Mrkdwn(" Approvals were reset; this version needs new approvals.")
+    return text
+
+
+def handed_over_late(provider: str, minutes: int) -> Mrkdwn:
+    """A held schedule was handed over after its time (Greenlight wasn't running then)."""
+    return say("📤 Handed to {provider} {minutes} min after the scheduled time (Greenlight wasn't running then).",
+               provider=provider, minutes=minutes).mrkdwn
+
+
+def partial_results(results: list[tuple[str, bool, str | None]], *, partly: bool) -> Mrkdwn:
+    """Per-account results of a multi-account publish: (account label, ok, url)."""
+    head = "⚠️ Reap published this only in part:" if partly else "Reap published this everywhere:"
+    lines = [Mrkdwn(head)]
+    for label, ok, url in results:
+        if ok:
+            lines.append(fmt("✅ {label}: {link}", label=label, link=link_or_text(url)) if url else fmt("✅ {label}", label=label))
+        else:
+            lines.append(fmt("❌ {label} failed", label=label))
+    return Mrkdwn("\n").join(lines)
+
+
+def link_or_text(url: str) -> Mrkdwn:
+    """A safe URL as a link to itself; anything else as escaped text."""
+    return link(url, url)
+
+
+def action_failed_thread(user: str, action: PendingAction, message: str) -> Mrkdwn:
+    """The thread's record of a failed action."""
+    return say("⚠️ {who} couldn't {verb} this post: {message}", who=Person(user),
+               verb=action.value, message=message).mrkdwn
+
+
+def action_failed_ephemeral(action: PendingAction, platform: Platform, message: str, *, now: PostStatus | None,
+                            provider: str) -> Mrkdwn:
+    """What the person who clicked is told when their action failed."""
+    text = say("⚠️ Couldn't {verb} the {label} post. {message}", verb=VERB[action], label=platform.label, message=message).mrkdwn
+    if now is not None:
+        text = text + say(" It is now {status} on {provider}; the card has been updated.", status=now.value, provider=provider).mrkdwn
+    return text
+
+
+def internal_error_ephemeral() -> Mrkdwn:
+    """A job gave up on an unexpected error."""
+    return Mrkdwn("⚠️ Greenlight hit an internal error and could not finish that action. Nothing was published; please try again.")
+
+
+def internal_error_thread(user: str | None, action: str) -> Mrkdwn:
+    """The thread's record of an internal error."""
+    return say("⚠️ {who} couldn't {action} this post: Greenlight hit an internal error.", who=Person(user), action=action).mrkdwn
+
+
+def published(platform: Platform, url: str | None) -> Mrkdwn:
+    """The post is live."""
+    label = f"View on {platform.label}"
+    if url:
+        return say("🚀 Published on {platform}. {link}", platform=platform.label, link=Link(url, label)).mrkdwn
+    return say("🚀 Published on {platform}.", platform=platform.label).mrkdwn
+
+
+def publish_failed(platform: Platform, error: str | None, approver: str | None) -> Mrkdwn:
+    """Publishing failed at the provider or the platform."""
+    text = say("❌ Publishing to {platform} failed: {reason}.", platform=platform.label, reason=error or "no reason given").mrkdwn
+    if approver:
+        text = text + say(" {who}, please take a look.", who=Person(approver)).mrkdwn
+    return text
+
+
+def publishing_under_way(platform: Platform, status: PostStatus) -> Mrkdwn:
+    """Processing/uploading reached: the platform has it."""
+    return say("⏳ {platform} is {status} the post; it can no longer be pulled back.",
+               platform=platform.label, status=status.value).mrkdwn
+
+
+def card_not_shown(platform: Platform, clip_id: str, error: str) -> Mrkdwn:
+    """Slack refused even the compact card: say which draft is missing."""
+    return say("⚠️ Greenlight couldn't show the {platform} draft for clip {clip} here (Slack said {error}). "
+               "Use /greenlight queue or the provider's dashboard to review it.",
+               platform=platform.label, clip=clip_id, error=error).mrkdwn
+
+
+def reminder(who: Mrkdwn, hours: int) -> Mrkdwn:
+    """A draft has waited too long."""
+    return fmt("⏰ {who}: this draft has been waiting for {hours} h. Publish, schedule or cancel it?", who=who, hours=hours)
+
+
+# -- command replies -----------------------------------------------------------------------------------
+
+
+def looking_up(what: str, ident: str) -> Mrkdwn:
+    """The immediate ack of an import command."""
+    return fmt("🔎 Looking up {what} {ident}…", what=what, ident=code(ident))
+
+
+def lookup_failed(what: str, ident: str, message: str) -> Mrkdwn:
+    """An import command failed at the provider."""
+    return fmt("⚠️ Couldn't read {what} {ident}. {message}", what=what, ident=code(ident), message=message)
