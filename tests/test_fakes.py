@@ -175,7 +175,7 @@ def test_ephemeral_permalink_and_response_url(slack: FakeSlack, client: WebClien
         "message_not_found"
     )
     link = client.chat_getPermalink(channel="C0REVIEW", message_ts=ts)["permalink"]
-    assert link == f"https://fake.slack.test/archives/C0REVIEW/p{ts.replace('.', '')}"
+    assert link == f"https://acme.slack.com/archives/C0REVIEW/p{ts.replace('.', '')}"
 
     url = slack.response_url(channel="C0REVIEW", message_ts=ts)
     assert httpx.post(url, json={"text": "done", "replace_original": True}).status_code == 200

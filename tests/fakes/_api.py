@@ -8,6 +8,7 @@ like, and its routes (`_route`).
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import re
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -76,8 +77,88 @@ class FakeApiError(Exception):
         self.message = message
 
 
+class BodyStream:
+    """A request body read piece by piece, never held whole (Content-Length or chunked transfer coding).
+
+    A fake that must not buffer a large body (an upload endpoint) gets one of these instead of bytes;
+    `complete` tells whether the body ended where the client said it would.
+    """
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, rfile: io.BufferedIOBase, headers: dict[str, str]) -> None:
+        self._rfile = rfile
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        declared = None if self.chunked else max(0, int(headers.get("content-length") or 0))
+        self.declared_length: int | None = declared
+        self.received = 0
+        self.complete = False
+        self._pieces: Iterator[bytes] | None = None
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        """The body in pieces of at most `size` bytes; every call continues the same single pass."""
+        if self._pieces is None:
+            source = self._chunked_pieces(size) if self.chunked else self._sized_pieces(size)
+            self._pieces = self._counted(source)
+        return self._pieces
+
+    def _counted(self, source: Iterator[bytes]) -> Iterator[bytes]:
+        for piece in source:
+            self.received += len(piece)
+            yield piece
+
+    def drain(self) -> None:
+        """Read and discard whatever is left, so the client can read our answer."""
+        for _ in self.chunks():
+            pass
+
+    def read_all(self) -> bytes:
+        """The whole body (only for routes whose bodies are small)."""
+        return b"".join(self.chunks())
+
+    def _sized_pieces(self, size: int) -> Iterator[bytes]:
+        remaining = self.declared_length or 0
+        while remaining > 0:
+            piece = self._rfile.read(min(size, remaining))
+            if not piece:  # the client closed before sending what it announced
+                return
+            remaining -= len(piece)
+            yield piece
+        self.complete = True
+
+    def _chunked_pieces(self, size: int) -> Iterator[bytes]:
+        while True:
+            line = self._rfile.readline(1024)
+            if not line:
+                return
+            try:
+                chunk_size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                return  # malformed framing: treat as a body that never completed
+            if chunk_size == 0:
+                while self._rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                self.complete = True
+                return
+            left = chunk_size
+            while left > 0:
+                piece = self._rfile.read(min(size, left))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
+            self._rfile.readline(1024)  # the CRLF closing each chunk
+
+
+StreamRoute = Callable[[BodyStream], "Reply"]
+
+
 class ServedFake(Protocol):
-    """What the HTTP plumbing needs from a fake."""
+    """What the HTTP plumbing needs from a fake.
+
+    A fake may also define ``_stream_route(http_method, raw_path, headers) -> StreamRoute | None``: when
+    it returns a callable, that request's body is handed over as a `BodyStream` instead of being read.
+    """
 
     def _handle(self, http_method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply: ...
 
@@ -131,11 +212,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        body = BodyStream(self.rfile, headers)
+        streamer: Callable[[str, str, dict[str, str]], StreamRoute | None] | None = getattr(
+            fake, "_stream_route", None
+        )
         try:
-            reply = fake._handle(self.command, self.path, headers, raw)
+            route = streamer(self.command, self.path, headers) if streamer is not None else None
+            if route is not None:
+                reply = route(body)
+            else:
+                reply = fake._handle(self.command, self.path, headers, body.read_all())
         except Exception:  # report bugs in the fake loudly, but keep serving
             traceback.print_exc(file=sys.stderr)
             reply = fake._fault(500, "FAKE_INTERNAL", traceback.format_exc())
