@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.models.views import View
@@ -30,11 +30,13 @@ from bot.jobs import JobRunner
 from bot.listeners import register_listeners
 from bot.models import Post
 from bot.security import register_secrets
+from bot.server import inbound_policy
 from bot.services.access import Approvers
 from bot.services.cards import SlackDelivery
 from bot.services.events import EventService, Reconciler
 from bot.services.overview import Overview
 from bot.services.posts import PostProvider, PostService
+from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundRejected, validate_payload
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +189,29 @@ def create_bolt_app(settings: Settings, services: Services) -> App:
         signing_secret=settings.slack_signing_secret,
         client=make_slack_client(settings),
         token_verification_enabled=False,
+        # The server checks every HTTP request's signature itself and hands Bolt a parsed dict,
+        # which Bolt could not verify anyway; Socket Mode requests are authenticated by the socket.
+        request_verification_enabled=False,
         process_before_response=False,
         # Bolt's default pool has 5 threads; post-ack work must never keep the 6th click from
         # being acknowledged.
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
         raise_error_for_unhandled_request=False,
     )
+    policy = inbound_policy(settings.slack_api_url)
+
+    @app.middleware
+    def validate_socket_mode_payloads(context: BoltContext, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        # HTTP requests were parsed and validated by the server; Socket Mode hands Bolt raw dicts,
+        # which get the same typed validation here.
+        if INBOUND_CONTEXT_KEY not in context:
+            try:
+                context[INBOUND_CONTEXT_KEY] = validate_payload(body, policy=policy).payload
+            except InboundRejected as rejected:
+                log.info("rejected a Socket Mode payload: %s", rejected.reason)
+                return BoltResponse(status=rejected.status, body=rejected.reason)
+        return next()
+
     register_listeners(app, services)
 
     @app.error

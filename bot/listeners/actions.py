@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack
+from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -17,8 +18,9 @@ from bot.db import get_post, session_scope
 from bot.domain import PendingAction, Platform, PostContent, PostStatus
 from bot.models import utcnow
 from bot.slack import notices
+from bot.slack.inbound import INBOUND_CONTEXT_KEY, BlockActions, InvalidReference, post_ref_from_button
 from bot.slack.modals import cancel_modal, edit_modal, loading_modal, next_full_hour, schedule_modal
-from bot.slack.mrkdwn import Mrkdwn, Say, fmt
+from bot.slack.mrkdwn import Mrkdwn, Say, escape, fmt
 from bot.slack.notices import notice_modal
 
 if TYPE_CHECKING:
@@ -29,17 +31,27 @@ log = logging.getLogger(__name__)
 Listener = Callable[..., None]
 
 
-def _post_id(body: dict[str, Any]) -> int | None:
+@dataclass(frozen=True)
+class Click:
+    """What a card click says, read from the validated payload."""
+
+    user: str
+    channel: str
+    trigger_id: str
+    post_id: int | None
+    problem: str | None = None
+
+
+def _click(context: BoltContext, services: Services) -> Click:
+    payload: BlockActions = context[INBOUND_CONTEXT_KEY]
+    channel = payload.channel_id or services.settings.slack_channel_id
     try:
-        return int(body["actions"][0]["value"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-
-
-def _channel(body: dict[str, Any], services: Services) -> str:
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    return str(channel or services.settings.slack_channel_id)
+        post_id: int | None = post_ref_from_button(payload.action.value)
+        problem = None
+    except InvalidReference as err:
+        log.info("click with an unusable post reference: %s", err.reason)
+        post_id, problem = None, err.user_message
+    return Click(payload.user.id, channel, payload.trigger_id, post_id, problem)
 
 
 def _tell(client: WebClient, channel: str, user: str, text: Say | Mrkdwn | None) -> None:
@@ -55,15 +67,16 @@ def _tell(client: WebClient, channel: str, user: str, text: Say | Mrkdwn | None)
 def publish(services: Services) -> Listener:
     """Publish button: one click publishes now (after the required approvals)."""
 
-    def handle_publish(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
-        if post_id is None:
+    def handle_publish(ack: Ack, context: BoltContext, client: WebClient) -> None:
+        click = _click(context, services)
+        if click.post_id is None:
             ack()
+            _tell(client, click.channel, click.user, escape(click.problem or ""))
             return
-        result = services.posts.request(post_id, user, PendingAction.PUBLISH, channel=channel)
+        result = services.posts.request(click.post_id, click.user, PendingAction.PUBLISH, channel=click.channel)
         ack()
         if not result.accepted:
-            _tell(client, channel, user, result.message)
+            _tell(client, click.channel, click.user, result.message)
 
     return handle_publish
 
@@ -71,15 +84,16 @@ def publish(services: Services) -> Listener:
 def approve(services: Services) -> Listener:
     """Approve button (only shown when several approvals are required)."""
 
-    def handle_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
-        if post_id is None:
+    def handle_approve(ack: Ack, context: BoltContext, client: WebClient) -> None:
+        click = _click(context, services)
+        if click.post_id is None:
             ack()
+            _tell(client, click.channel, click.user, escape(click.problem or ""))
             return
-        result = services.posts.approve(post_id, user, channel=channel)
+        result = services.posts.approve(click.post_id, click.user, channel=click.channel)
         ack()
         if not result.accepted:
-            _tell(client, channel, user, result.message)
+            _tell(client, click.channel, click.user, result.message)
 
     return handle_approve
 
@@ -128,10 +142,12 @@ class _Lazy:
 def open_edit_modal(services: Services) -> Listener:
     """Edit button: a modal prefilled from the post as the provider has it now."""
 
-    def handle_edit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def handle_edit(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        click = _click(context, services)
+        post_id, user, channel = click.post_id, click.user, click.channel
         if post_id is None:
+            _tell(client, channel, user, escape(click.problem or ""))
             return
         if not services.settings.editors_can_edit:
             refusal = services.posts.refuse_non_approver(post_id, user, "edit")
@@ -139,7 +155,7 @@ def open_edit_modal(services: Services) -> Listener:
                 _tell(client, channel, user, refusal)
                 return
         title = "Edit draft"
-        view_id = _open_loading(client, body["trigger_id"], title)
+        view_id = _open_loading(client, click.trigger_id, title)
         if view_id is None:
             return
         try:
@@ -180,17 +196,19 @@ def _user_tz(client: WebClient, user: str) -> tuple[str, str]:
 def open_schedule_modal(services: Services) -> Listener:
     """Schedule button: a date-time picker in the clicker's time zone."""
 
-    def handle_schedule(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def handle_schedule(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        click = _click(context, services)
+        post_id, user, channel = click.post_id, click.user, click.channel
         if post_id is None:
+            _tell(client, channel, user, escape(click.problem or ""))
             return
         refusal = services.posts.refuse_non_approver(post_id, user, "schedule")
         if refusal:
             _tell(client, channel, user, refusal)
             return
         title = "Schedule post"
-        view_id = _open_loading(client, body["trigger_id"], title)
+        view_id = _open_loading(client, click.trigger_id, title)
         if view_id is None:
             return
         try:
@@ -218,10 +236,12 @@ def open_schedule_modal(services: Services) -> Listener:
 def open_cancel_modal(services: Services) -> Listener:
     """Cancel button: a confirmation modal with an optional reason."""
 
-    def handle_cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def handle_cancel(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
-        post_id, user, channel = _post_id(body), body["user"]["id"], _channel(body, services)
+        click = _click(context, services)
+        post_id, user, channel = click.post_id, click.user, click.channel
         if post_id is None:
+            _tell(client, channel, user, escape(click.problem or ""))
             return
         refusal = services.posts.refuse_non_approver(post_id, user, "cancel")
         if refusal:
@@ -237,7 +257,7 @@ def open_cancel_modal(services: Services) -> Listener:
                 return
             label, status = Platform(post.platform).label, post.status
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=cancel_modal(post_id, label, status).to_dict())
+            client.views_open(trigger_id=click.trigger_id, view=cancel_modal(post_id, label, status).to_dict())
         except SlackApiError as err:
             log.warning("views.open failed: %s", err.response.get("error"))
 

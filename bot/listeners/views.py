@@ -14,7 +14,7 @@ from bot.models import utcnow
 from bot.slack import notices
 from bot.slack.forms import parse_cancel_reason, parse_edit, parse_schedule
 from bot.slack.ids import Field
-from bot.slack.modals import parse_private_metadata
+from bot.slack.inbound import InvalidReference, post_ref_from_metadata, unstorable_text_errors
 from bot.slack.mrkdwn import Say
 
 if TYPE_CHECKING:
@@ -32,9 +32,16 @@ def _plain(message: Say | None) -> str:
 
 def _post_id(view: dict[str, Any]) -> int | None:
     try:
-        return int(parse_private_metadata(view.get("private_metadata"))["post_id"])
-    except (KeyError, TypeError, ValueError):
+        return post_ref_from_metadata(view.get("private_metadata"))
+    except InvalidReference as err:
+        log.info("modal with an unusable post reference: %s", err.reason)
         return None
+
+
+def unusable_text(view: dict[str, Any]) -> dict[str, str]:
+    """Inline errors for any input holding text Slack and the database can't store (NUL, lone
+    surrogates): caught here, before anything is queued, never as a job that fails later."""
+    return unstorable_text_errors(view.get("state", {}).get("values", {}))
 
 
 def save_edit(services: Services) -> Listener:
@@ -42,6 +49,9 @@ def save_edit(services: Services) -> Listener:
 
     def handle_save_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         post_id, user = _post_id(view), body["user"]["id"]
+        if bad := unusable_text(view):
+            ack(response_action="errors", errors=bad)
+            return
         with session_scope(services.engine) as session:
             post = get_post(session, post_id) if post_id is not None else None
             if post is None or post_id is None:
@@ -97,6 +107,9 @@ def confirm_cancel(services: Services) -> Listener:
 
     def handle_confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         post_id, user = _post_id(view), body["user"]["id"]
+        if bad := unusable_text(view):
+            ack(response_action="errors", errors=bad)
+            return
         if post_id is None:
             ack(response_action="errors", errors={Field.REASON.value: notices.unknown_post().plain})
             return

@@ -64,6 +64,7 @@ from bot.services.cards import request_card_sync, request_thread_reply
 from bot.services.posts import PostService
 from bot.slack import notices
 from bot.slack.ids import Field, ViewId
+from bot.slack.inbound import unstorable_text_errors
 from bot.slack.mrkdwn import escape
 from bot.slack.reap import (
     choices_of,
@@ -836,6 +837,9 @@ class ReapService:
     def _save_edit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Reap edit modal submitted: validate for the chosen targets, then queue the edit."""
         post_id, user = post_id_of(view), str(body["user"]["id"])
+        if bad := unstorable_text_errors(view.get("state", {}).get("values", {})):
+            ack(response_action="errors", errors=bad)
+            return
         with session_scope(self.engine) as session:
             post = get_post(session, post_id) if post_id is not None else None
             if post is None or post_id is None or post.provider != REAP:

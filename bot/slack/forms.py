@@ -22,6 +22,7 @@ from bot.domain import (
     YouTubeSettings,
 )
 from bot.slack.ids import Field
+from bot.slack.inbound import InputError, selected_date_time
 
 Errors = dict[str, str]
 
@@ -152,11 +153,11 @@ def parse_schedule(
 ) -> datetime | Errors:
     """The chosen publish time as an aware UTC datetime, or errors keyed by Field.WHEN."""
     key = Field.WHEN.value
-    # slack_sdk's ViewStateValue has no selected_date_time, so read the raw dict.
-    raw = _element(state_values, Field.WHEN).get("selected_date_time")
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if not isinstance(raw, int) or isinstance(raw, bool):
+    try:
+        raw = selected_date_time(state_values, key)
+    except InputError as err:
+        return err.as_errors()
+    if raw is None:
         return {key: "Pick a date and time."}
     when = datetime.fromtimestamp(raw, UTC)
     now = now_utc if now_utc.tzinfo is not None else now_utc.replace(tzinfo=UTC)

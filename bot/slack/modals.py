@@ -46,17 +46,6 @@ TITLE_MAX = 24
 REASON_MAX = 500
 
 
-def parse_private_metadata(raw: str | None) -> dict[str, Any]:
-    """Decode a view's private_metadata; anything that isn't a JSON object gives {}."""
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _metadata(**values: Any) -> str:
     return json.dumps(values, separators=(",", ":"))
 

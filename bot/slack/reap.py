@@ -28,7 +28,8 @@ from slack_sdk.models.views import View
 from bot.domain import CAPTION_LIMITS, YOUTUBE_TITLE_LIMIT, Platform
 from bot.slack.forms import utf16_length
 from bot.slack.ids import Field, ViewId
-from bot.slack.modals import SLACK_INPUT_MAX, parse_private_metadata
+from bot.slack.inbound import InvalidReference, post_ref_from_metadata
+from bot.slack.modals import SLACK_INPUT_MAX
 
 Errors = dict[str, str]
 
@@ -454,8 +455,8 @@ def parse_reap_edit(state_values: dict[str, Any], extra: dict[str, Any]) -> Reap
 
 
 def post_id_of(view: dict[str, Any]) -> int | None:
-    """The Greenlight post id a submitted Reap modal is about."""
+    """The Greenlight post id a submitted Reap modal is about (None when the reference is unusable)."""
     try:
-        return int(parse_private_metadata(view.get("private_metadata"))["post_id"])
-    except (KeyError, TypeError, ValueError):
+        return post_ref_from_metadata(view.get("private_metadata"))
+    except InvalidReference:
         return None

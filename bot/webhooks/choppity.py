@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain import is_external_id
+
 SIGNATURE_HEADER = "choppity-signature-256"
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_HEADER_LENGTH = 4096
@@ -137,6 +139,11 @@ def verify_signature(
     raise _unauthorized("signature mismatch")
 
 
+def _usable_id(value: object) -> str | None:
+    """`value` if it is an id Greenlight can put in a provider URL (see domain.is_external_id)."""
+    return value if is_external_id(value) else None  # type: ignore[return-value]
+
+
 def _usable_str(value: object) -> str | None:
     """Return `value` if it is a non-empty string that can be stored/sent as UTF-8, else None."""
     if not isinstance(value, str) or not value or "\x00" in value:
@@ -167,20 +174,20 @@ class ChoppityEvent:
     def post_id(self) -> str | None:
         """The post this event is about, from `post_id`, `id` or `post.id`, if any is a string."""
         for value in (self.data.get("post_id"), self.data.get("id")):
-            found = _usable_str(value)
+            found = _usable_id(value)
             if found is not None:
                 return found
         post = self._nested_post()
-        return _usable_str(post.get("id")) if post is not None else None
+        return _usable_id(post.get("id")) if post is not None else None
 
     @property
     def clip_id(self) -> str | None:
         """The clip this event is about, from `clip_id` or `post.clip_id`, if either is a string."""
-        found = _usable_str(self.data.get("clip_id"))
+        found = _usable_id(self.data.get("clip_id"))
         if found is not None:
             return found
         post = self._nested_post()
-        return _usable_str(post.get("clip_id")) if post is not None else None
+        return _usable_id(post.get("clip_id")) if post is not None else None
 
 
 def _required_str(envelope: dict[str, Any], key: str, max_length: int) -> str:
