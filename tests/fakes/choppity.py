@@ -77,7 +77,7 @@ RENDER_URL_TTL = 3600  # seconds a render's output_url stays valid (apis.md A.4)
 # power-of-two reads), each stamped with its index: a lost or repeated block changes the digest.
 RENDER_BLOCK = 65521
 DEFAULT_RENDER_SIZE = 4 * 1024 * 1024
-REORDER_WINDOW = 0.05  # seconds the courier gathers a burst of events before sending it newest first
+REORDER_WINDOW = 0.1  # seconds the courier gathers a burst of events before sending it newest first
 
 DEFAULT_CAPTIONS = {
     "youtube": "We tried the 5-second editing trick everyone talks about. Worth it? #shorts #editing",
