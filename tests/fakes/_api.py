@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -57,7 +57,13 @@ class Rule:
 
 @dataclass
 class Reply:
-    """What the fake answers; `text` sends `body` as plain text instead of JSON."""
+    """What the fake answers.
+
+    `body` goes out as JSON, unless `text` (plain text) or `content_type` (``str(body)`` with that
+    type) says otherwise. With `stream`, the chunks are written as they are produced instead (the
+    route sets ``Content-Length`` in `headers`); a stream that ends early leaves the body short and
+    the connection closed, which is how a download cut midway looks to a client.
+    """
 
     status: int
     body: Any
@@ -65,6 +71,8 @@ class Reply:
     text: bool = False
     drop: bool = False
     hang: float = 0.0
+    content_type: str | None = None
+    stream: Generator[bytes, None, None] | None = None
 
 
 class FakeApiError(Exception):
@@ -230,8 +238,16 @@ class _Handler(BaseHTTPRequestHandler):
             fake._wait(reply.hang)
         if reply.drop:
             self.close_connection = True
+            if reply.stream is not None:
+                reply.stream.close()
             return
-        if reply.text:
+        if reply.stream is not None:
+            self._send_stream(reply)
+            return
+        if reply.content_type is not None:
+            payload = str(reply.body).encode("utf-8")
+            content_type = reply.content_type
+        elif reply.text:
             payload = str(reply.body).encode("utf-8")
             content_type = "text/plain; charset=utf-8"
         else:
@@ -247,6 +263,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (ConnectionError, TimeoutError):
             pass
+
+    def _send_stream(self, reply: Reply) -> None:
+        # Chunk by chunk, so a 200 MB body never sits in memory; the generator is closed whatever
+        # happens so it can record how far it got.
+        assert reply.stream is not None
+        self.close_connection = True
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type or "application/octet-stream")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            for chunk in reply.stream:
+                self.wfile.write(chunk)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            reply.stream.close()
 
 
 def _take(rules: list[Rule], method: str, path: str) -> Rule | None:
@@ -310,7 +344,16 @@ class FakeApi:
         """An injected (or internal) error; by default the vendor's normal error shape."""
         return self._error(status, code, message)
 
-    def _route(self, http_method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _route(self, http_method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | Reply:
+        """Answer an authenticated, rate-limited request (lock held): ``(status, json)`` or a Reply."""
+        raise NotImplementedError
+
+    def _public(self, http_method: str, path: str) -> bool:
+        """Whether a path is served without auth or rate limit (e.g. a presigned file URL)."""
+        return False
+
+    def _serve_public(self, http_method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
+        """Answer a public path (lock held; a streamed body must not need the lock while it runs)."""
         raise NotImplementedError
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -460,7 +503,13 @@ class FakeApi:
         call = Call(method=http_method, path=path, query=query, json=parsed, headers=dict(headers), at=time.monotonic())
         with self._lock:
             self._calls.append(call)
-            reply, delay = self._admit(call, headers)
+            public = self._public(http_method, path)
+            if public:
+                # Not the vendor's API (in reality: S3): no credential, not counted in the rate window.
+                reply, delay_rule = None, _take(self._delay, http_method, path)
+                delay = delay_rule.seconds if delay_rule is not None else 0.0
+            else:
+                reply, delay = self._admit(call, headers)
         if reply is not None:
             return self._finish(call, reply)
         if delay > 0:
@@ -479,13 +528,17 @@ class FakeApi:
             if drop is not None and not drop.after_processing:
                 return self._finish(call, Reply(0, {}, drop=True))
             try:
-                if body_error is not None:
-                    raise FakeApiError(400, body_error, "BAD_REQUEST")
-                status, payload = self._route(http_method, path, query, parsed)
-                reply = Reply(status, payload)
+                if public:
+                    reply = self._serve_public(http_method, path, query, headers)
+                else:
+                    if body_error is not None:
+                        raise FakeApiError(400, body_error, "BAD_REQUEST")
+                    result = self._route(http_method, path, query, parsed)
+                    reply = result if isinstance(result, Reply) else Reply(*result)
             except FakeApiError as exc:
                 reply = self._error(exc.status, exc.code, exc.message)
-            reply.headers.update(self._rate_headers(now))
+            if not public:
+                reply.headers.update(self._rate_headers(now))
             if drop is not None:
                 reply.drop = True
             hang = _take(self._hang, http_method, path)
