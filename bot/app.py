@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.models.views import View
@@ -34,6 +35,7 @@ from bot.server import inbound_policy
 from bot.services.access import Approvers
 from bot.services.cards import SlackDelivery
 from bot.services.events import EventService, Reconciler
+from bot.services.identity import SlackIdentity
 from bot.services.overview import Overview
 from bot.services.posts import PostProvider, PostService
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundRejected, validate_payload
@@ -54,6 +56,7 @@ class Services:
     settings: Settings
     engine: Engine
     slack: WebClient
+    identity: SlackIdentity
     posts: PostService
     events: EventService
     overview: Overview
@@ -89,6 +92,7 @@ class Runtime:
         if self._started:
             return
         self._started = True
+        self.services.identity.warm()
         self.services.runner.start()
         self.reconciler.start()
         for loop in self.background:
@@ -109,14 +113,14 @@ class Runtime:
                 close()
 
 
-def make_slack_client(settings: Settings, *, timeout: int = 10) -> WebClient:
+def make_slack_client(settings: Settings, *, timeout: int = 10, token: str | None | bool = True) -> WebClient:
     """A WebClient for the configured (or fake) Slack API, with short timeouts.
 
     Rate limits are not retried here by sleeping: card updates go through the job queue, which
     re-runs them after Slack's Retry-After instead of blocking a thread.
     """
     return WebClient(
-        token=settings.slack_bot_token,
+        token=settings.slack_bot_token if token is True else token or None,
         base_url=settings.slack_api_url,
         timeout=timeout,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
@@ -158,13 +162,15 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
         engine, slack, settings,
         cancellable=lambda name: posts.providers[name].cancellable if name in posts.providers else frozenset(),
     )
-    overview = Overview(engine, settings, slack)
+    identity = SlackIdentity(slack, settings.slack_bot_token)
+    overview = Overview(engine, settings, identity)
     runner.handlers.update(delivery.handlers())
     runner.handlers.update(posts.handlers())
     runner.handlers.update(events.handlers())
     runner.on_give_up = posts.give_up
     services = Services(
-        settings=settings, engine=engine, slack=slack, posts=posts, events=events, overview=overview, runner=runner
+        settings=settings, engine=engine, slack=slack, identity=identity, posts=posts, events=events,
+        overview=overview, runner=runner,
     )
     services.extra["delivery"] = delivery
 
@@ -185,10 +191,16 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
 
 def create_bolt_app(settings: Settings, services: Services) -> App:
     """The Bolt app with every listener registered."""
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        # A plain function: Bolt injects arguments by name and would trip over a bound method's self.
+        return services.identity.authorize(enterprise_id, team_id)
+
     app = App(
         signing_secret=settings.slack_signing_secret,
-        client=make_slack_client(settings),
-        token_verification_enabled=False,
+        # No token here: Bolt gives each request's client the token `authorize` returns.
+        client=make_slack_client(settings, token=None),
+        # Never wait for auth.test before an ack: the identity is fetched once, in the background.
+        authorize=authorize,
         # The server checks every HTTP request's signature itself and hands Bolt a parsed dict,
         # which Bolt could not verify anyway; Socket Mode requests are authenticated by the socket.
         request_verification_enabled=False,

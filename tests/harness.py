@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -310,3 +311,61 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 def test_database_url() -> str | None:
     """TEST_DATABASE_URL, when the environment provides a PostgreSQL server."""
     return os.environ.get("TEST_DATABASE_URL") or None
+
+
+# -- what reached Slack ------------------------------------------------------------------------------
+
+# Markup Greenlight itself may produce in mrkdwn: mentions of the test users, date tokens, and links
+# to http(s) addresses. Anything else in `<…>` (a channel ping, a user-group ping, a link someone
+# smuggled in) is live markup that came from outside.
+_OWN_MARKUP = re.compile(
+    r"<@U_(?:ANA|BOB|CAROL|DAN|ERIN)>"
+    r"|<!date\^\d+\^[^|<>]*\|[^<>]*>"
+    r"|<https?://(?!evil\.example)[^|<>\s]+\|[^<>]*>"
+)
+_TOKEN = re.compile(r"<[^<>]*>")
+_BARE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;)")
+
+
+def mrkdwn_strings(node: Any, *, in_mrkdwn: bool = False) -> Iterator[str]:
+    """Every string Slack will read as mrkdwn inside a Web API argument or a response body."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                if kind == "mrkdwn" or (kind is None and in_mrkdwn):
+                    yield value
+            elif key in ("errors",):
+                continue  # modal errors are plain text
+            else:
+                yield from mrkdwn_strings(value, in_mrkdwn=False)
+    elif isinstance(node, list):
+        for item in node:
+            yield from mrkdwn_strings(item, in_mrkdwn=in_mrkdwn)
+
+
+def live_markup_problems(fake_slack: FakeSlack, *, secrets: tuple[str, ...] = ()) -> list[str]:
+    """Markup that came from outside, unescaped ampersands and secrets, in anything sent to Slack."""
+    problems: list[str] = []
+    texts: list[str] = []
+    for call in fake_slack.calls():
+        args = call.args
+        if isinstance(args.get("text"), str):
+            texts.append(args["text"])  # message text (fallback, thread replies, ephemerals) is mrkdwn
+        for key in ("blocks", "view", "attachments"):
+            if key in args:
+                texts.extend(mrkdwn_strings(args[key]))
+    for response in fake_slack.responses():
+        if isinstance(response.get("text"), str):
+            texts.append(response["text"])
+        texts.extend(mrkdwn_strings(response.get("blocks") or []))
+    for text in texts:
+        for token in _TOKEN.findall(text):
+            if not _OWN_MARKUP.fullmatch(token):
+                problems.append(f"live markup {token!r} in {text[:120]!r}")
+        if _BARE_AMPERSAND.search(_TOKEN.sub("", text)):
+            problems.append(f"unescaped & in {text[:120]!r}")
+        for secret in secrets:
+            if secret in text:
+                problems.append(f"a secret reached Slack in {text[:80]!r}")
+    return problems

@@ -205,7 +205,7 @@ class SlackDelivery:
                 raise
             if not card.compact:
                 log.warning("Slack refused the card of post %s (%s); trying the compact form", job.post_id, error)
-                self._set_card_state(job.post_id, compact=True)
+                self._set_card_state(job.post_id, card_compact=True)
                 self._deliver_card(job.post_id, replace(card, compact=True), channel, ts)
                 return
             log.error("Slack refused even the compact card of post %s (%s)", job.post_id, error)

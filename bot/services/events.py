@@ -28,6 +28,7 @@ from bot.webhooks.choppity import ChoppityEvent
 log = logging.getLogger(__name__)
 
 CHOPPITY_EVENT = "choppity_event"
+WATCHED = (PostStatus.QUEUED.value, PostStatus.PROCESSING.value, PostStatus.UPLOADING.value, PostStatus.UNKNOWN.value)
 POST_EVENTS = ("post.scheduled", "post.published", "post.failed")
 
 
@@ -128,16 +129,17 @@ class Reconciler(PeriodicLoop):
         wake: Callable[[], None] = lambda: None,
         *,
         holder: str,
-        queued_grace: timedelta = timedelta(minutes=3),
-        scheduled_grace: timedelta = timedelta(minutes=2),
         batch: int = 20,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.wake = wake
         self.holder = holder
-        self.queued_grace = queued_grace
-        self.scheduled_grace = scheduled_grace
+        # A post handed over is re-read when no outcome arrived within three passes, at most three
+        # minutes; a scheduled one two passes (at most two minutes) after its time.
+        interval = settings.reconcile_interval_seconds
+        self.queued_grace = timedelta(seconds=min(3 * interval, 180.0))
+        self.scheduled_grace = timedelta(seconds=min(2 * interval, 120.0))
         self.batch = batch
         super().__init__()
 
@@ -174,14 +176,18 @@ class Reconciler(PeriodicLoop):
             return 0
         self.prune()
         now = utcnow()
-        checked_before = now - timedelta(seconds=max(30.0, self.settings.reconcile_interval_seconds))
+        interval = self.settings.reconcile_interval_seconds
+        # Each post is re-read at most every three passes (at most every 30 s with short intervals).
+        checked_before = now - timedelta(seconds=max(interval, min(30.0, 3 * interval)))
         with session_scope(self.engine) as session:
             rows = session.exec(
                 select(Post.id)
                 .where(
                     col(Post.pending_action).is_(None),
                     or_(
-                        (col(Post.status) == PostStatus.QUEUED.value) & (col(Post.updated_at) < now - self.queued_grace),
+                        # Handed over and not decided yet: queued, processing, uploading, or a
+                        # status Greenlight doesn't know (it may move on to one it does).
+                        col(Post.status).in_(WATCHED) & (col(Post.updated_at) < now - self.queued_grace),
                         (col(Post.status) == PostStatus.SCHEDULED.value)
                         & (col(Post.scheduled_at) < now - self.scheduled_grace),
                     ),

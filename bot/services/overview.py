@@ -8,12 +8,8 @@ from the workspace URL (`auth.test`, asked once) instead of one `chat.getPermali
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from datetime import timedelta
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import ColumnElement, Engine, func
 from sqlmodel import Session, col, select
 
@@ -21,13 +17,11 @@ from bot.config import Settings
 from bot.db import session_scope
 from bot.domain import Platform, PostContent, PostStatus
 from bot.models import Approval, Post, utcnow
+from bot.services.identity import SlackIdentity
 from bot.slack.home import HOME_ITEMS_PER_GROUP, QUEUE_ITEMS_PER_GROUP, QueueGroup, QueueItem, headline
-from bot.slack.mrkdwn import safe_url
 
 log = logging.getLogger(__name__)
 
-# After auth.test fails, lists go out without links for this long before asking again.
-WORKSPACE_RETRY_SECONDS = 60.0
 IN_FLIGHT = (PostStatus.QUEUED.value, PostStatus.PROCESSING.value, PostStatus.UPLOADING.value)
 
 
@@ -39,30 +33,15 @@ def permalink(workspace_url: str, channel: str, ts: str) -> str:
 class Overview:
     """Builds overview groups from the database, with links to each card."""
 
-    def __init__(self, engine: Engine, settings: Settings, slack: WebClient) -> None:
+    def __init__(self, engine: Engine, settings: Settings, identity: SlackIdentity) -> None:
         self.engine = engine
         self.settings = settings
-        self.slack = slack
-        self._workspace: tuple[float, str | None] | None = None
-        self._lock = threading.Lock()
+        self.identity = identity
 
     def workspace_url(self) -> str | None:
-        """The workspace's base URL from auth.test, cached; None (for a while) when Slack can't say."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._workspace
-        if cached is not None and (cached[1] is not None or now - cached[0] < WORKSPACE_RETRY_SECONDS):
-            return cached[1]
-        url: str | None = None
-        try:
-            url = safe_url(self.slack.auth_test().get("url"))
-        except SlackApiError as err:
-            log.warning("auth.test failed; overview links left out: %s", err.response.get("error"))
-        except Exception as err:  # noqa: BLE001 - a network error must not break the overview
-            log.warning("auth.test failed; overview links left out: %s", type(err).__name__)
-        with self._lock:
-            self._workspace = (now, url)
-        return url
+        """The workspace's base URL (auth.test, cached); None while Slack can't say: no links then."""
+        known = self.identity.get()
+        return known.url if known else None
 
     def _group(
         self,

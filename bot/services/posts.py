@@ -532,16 +532,14 @@ class PostService:
         with session_scope(self.engine) as session:
             post = get_post(session, job.post_id)
             assert post is not None
+            status_before = post.status
             if remote is not None:
                 apply_remote(post, remote)
             post.pending_action = post.pending_by = None
             post.pending_since = None
             add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="failed", detail=err.user_message)
-            now_status = (
-                remote.status
-                if remote is not None and remote.status != PostStatus.DRAFT and action != PendingAction.CANCEL
-                else None
-            )
+            # Say where the post stands when that is why the action failed (it moved on meanwhile).
+            now_status = PostStatus.parse(post.status) if post.status != status_before else None
             text = notices.action_failed_ephemeral(
                 action, Platform(post.platform), err.user_message, now=now_status, provider=post.provider.title()
             )

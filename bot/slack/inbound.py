@@ -307,7 +307,8 @@ class View(_Model):
     """A modal (or the Home tab) as Slack echoes it back."""
 
     id: ViewIdStr
-    type: ElementType = "modal"
+    # Required: Bolt reads body["view"]["type"] of every submission without checking it is there.
+    type: ElementType
     callback_id: BlockOrActionId = ""
     private_metadata: PrivateMetadata = ""
     state: ViewState = Field(default_factory=ViewState)
