@@ -21,24 +21,25 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.models.views import View
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import failpoints
 from bot.api.budget import RateBudget
 from bot.api.choppity import ChoppityClient
 from bot.config import Settings
 from bot.db import make_engine, migrate
+from bot.health import Health
 from bot.jobs import JobRunner
-from bot.listeners import register_listeners
+from bot.listeners import guard, register_listeners
 from bot.models import Post
 from bot.security import register_secrets
 from bot.server import inbound_policy
 from bot.services.access import Approvers
-from bot.services.cards import SlackDelivery
+from bot.services.delivery import SlackDelivery
 from bot.services.events import EventService, Reconciler
 from bot.services.identity import SlackIdentity
 from bot.services.overview import Overview
 from bot.services.posts import PostProvider, PostService
-from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundRejected, validate_payload
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Runtime:
     services: Services
     bolt: App
     reconciler: Reconciler
+    health: Health
     background: list[Any] = field(default_factory=list)
     _started: bool = False
 
@@ -93,6 +95,7 @@ class Runtime:
             return
         self._started = True
         self.services.identity.warm()
+        self.health.start()
         self.services.runner.start()
         self.reconciler.start()
         for loop in self.background:
@@ -103,6 +106,7 @@ class Runtime:
         if not self._started:
             return
         self._started = False
+        self.health.stop()
         self.services.runner.stop()
         self.reconciler.stop()
         for loop in self.background:
@@ -113,7 +117,9 @@ class Runtime:
                 close()
 
 
-def make_slack_client(settings: Settings, *, timeout: int = 10, token: str | None | bool = True) -> WebClient:
+def make_slack_client(
+    settings: Settings, *, timeout: int = 10, token: str | None | bool = True, retry_connection_errors: bool = True
+) -> WebClient:
     """A WebClient for the configured (or fake) Slack API, with short timeouts.
 
     Rate limits are not retried here by sleeping: card updates go through the job queue, which
@@ -123,7 +129,7 @@ def make_slack_client(settings: Settings, *, timeout: int = 10, token: str | Non
         token=settings.slack_bot_token if token is True else token or None,
         base_url=settings.slack_api_url,
         timeout=timeout,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)] if retry_connection_errors else [],
     )
 
 
@@ -158,11 +164,16 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
     approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2))
     posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
     events = EventService(engine, posts, wake=runner.wake)
+    identity = SlackIdentity(slack, settings.slack_bot_token)
     delivery = SlackDelivery(
-        engine, slack, settings,
+        engine,
+        # No automatic retry of a reset connection: a chat.postMessage may have been stored, and
+        # only the delivery protocol (look in the history first) may decide to post again.
+        make_slack_client(settings, retry_connection_errors=False),
+        settings,
+        identity,
         cancellable=lambda name: posts.providers[name].cancellable if name in posts.providers else frozenset(),
     )
-    identity = SlackIdentity(slack, settings.slack_bot_token)
     overview = Overview(engine, settings, identity)
     runner.handlers.update(delivery.handlers())
     runner.handlers.update(posts.handlers())
@@ -184,12 +195,14 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
         # Registers the Reap provider, its job handlers, edit modal, listeners and webhook route.
         background.extend(install_reap(services, holder=holder))
 
-    bolt = create_bolt_app(settings, services)
+    health = Health(engine, identity)
+    bolt = create_bolt_app(settings, services, health)
     reconciler = Reconciler(engine, settings, wake=runner.wake, holder=holder)
-    return Runtime(settings=settings, services=services, bolt=bolt, reconciler=reconciler, background=background)
+    return Runtime(settings=settings, services=services, bolt=bolt, reconciler=reconciler, health=health,
+                   background=background)
 
 
-def create_bolt_app(settings: Settings, services: Services) -> App:
+def create_bolt_app(settings: Settings, services: Services, health: Health) -> App:
     """The Bolt app with every listener registered."""
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         # A plain function: Bolt injects arguments by name and would trip over a bound method's self.
@@ -210,25 +223,17 @@ def create_bolt_app(settings: Settings, services: Services) -> App:
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
         raise_error_for_unhandled_request=False,
     )
-    policy = inbound_policy(settings.slack_api_url)
-
-    @app.middleware
-    def validate_socket_mode_payloads(context: BoltContext, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
-        # HTTP requests were parsed and validated by the server; Socket Mode hands Bolt raw dicts,
-        # which get the same typed validation here.
-        if INBOUND_CONTEXT_KEY not in context:
-            try:
-                context[INBOUND_CONTEXT_KEY] = validate_payload(body, policy=policy).payload
-            except InboundRejected as rejected:
-                log.info("rejected a Socket Mode payload: %s", rejected.reason)
-                return BoltResponse(status=rejected.status, body=rejected.reason)
-        return next()
-
+    guard.install(app, policy=inbound_policy(settings.slack_api_url), health=health)
     register_listeners(app, services)
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+    def on_error(error: Exception, body: dict[str, Any], context: BoltContext) -> BoltResponse | None:
         kind = body.get("type") or body.get("command") or "request"
+        if isinstance(error, SQLAlchemyError):
+            # The database failed under a listener (between two health probes): same answer as the
+            # guard gives, so the person is told nothing was saved.
+            log.error("database error while handling a Slack %s: %s", kind, type(error).__name__)
+            return guard.cannot_save(context)
         log.error("unhandled error while handling a Slack %s: %s", kind, error, exc_info=error)
         return None
 

@@ -4,6 +4,10 @@ A job row is written in the same transaction as the state change that needs it (
 crash after a click was acknowledged loses nothing. Workers claim due jobs with a compare-and-set
 lease (`UPDATE job ... WHERE id = :id AND lease expired`), so two replicas never run the same job
 at once; a worker that dies mid-job simply lets its lease expire and another one picks it up.
+
+A job slower than its lease (a provider that takes its time) must not be taken over while it runs:
+a heartbeat renews the lease of every running job every third of a lease, so only a dead worker's
+jobs are ever picked up again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +110,10 @@ class JobRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.on_give_up: Callable[[Job, BaseException], None] | None = None
+        # Jobs this process is running right now, whose leases the heartbeat keeps alive.
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
+        self.last_heartbeat: float | None = None
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -113,6 +122,32 @@ class JobRunner:
             t = threading.Thread(target=self._loop, name=f"greenlight-worker-{n}", daemon=True)
             t.start()
             self._threads.append(t)
+        beat = threading.Thread(target=self._heartbeat_loop, name="greenlight-job-heartbeat", daemon=True)
+        beat.start()
+        self._threads.append(beat)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self.heartbeat()
+            except Exception:  # noqa: BLE001 - the next beat tries again; a lapsed lease is the fallback
+                log.exception("job lease heartbeat failed")
+
+    def heartbeat(self) -> int:
+        """Extend the leases of the jobs this process is running; returns how many were extended."""
+        with self._running_lock:
+            running = sorted(self._running)
+        self.last_heartbeat = time.monotonic()
+        if not running:
+            return 0
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(Job)
+                .where(col(Job.id).in_(running), col(Job.locked_by) == self.worker_id, col(Job.status) == "running")
+                .values(locked_until=utcnow() + timedelta(seconds=self.lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the workers to finish their current job and stop."""
@@ -202,6 +237,17 @@ class JobRunner:
         if job is None:
             return False
         handler = self.handlers.get(job.kind)
+        assert job.id is not None
+        with self._running_lock:
+            self._running.add(job.id)
+        try:
+            self._run(job, handler)
+        finally:
+            with self._running_lock:
+                self._running.discard(job.id)
+        return True
+
+    def _run(self, job: Job, handler: Handler | None) -> None:
         try:
             if handler is None:
                 raise RuntimeError(f"no handler for job kind {job.kind!r}")
@@ -227,7 +273,6 @@ class JobRunner:
         else:
             self._finish(job, status="done")
             self.stats.done += 1
-        return True
 
     def _finish(self, job: Job, *, status: str, delay: float = 0.0, error: str | None = None) -> None:
         now = utcnow()

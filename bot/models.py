@@ -91,6 +91,9 @@ class Post(SQLModel, table=True):
 
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
+    # Set (committed) just before chat.postMessage: while set without a message_ts, the outcome of
+    # that post is unknown and the channel is searched for the card before posting again.
+    card_attempted_at: datetime | None = _ts()
     # Slack refused the full card (too long): it is shown in the compact form from then on.
     card_compact: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     # Slack refused even the compact card; the channel was told which draft it could not show.

@@ -21,7 +21,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.db import ping
 from bot.security import verify_slack_request
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundPolicy, InboundRejected, parse_slack_body
 from bot.webhooks.choppity import SIGNATURE_HEADER, WebhookRejected, parse_event, verify_signature
@@ -112,6 +111,12 @@ def build_asgi(runtime: Runtime) -> Starlette:
             headers={k: v for k, v in bolt_response.first_headers_without_set_cookie().items() if k.lower() != "content-length"},
         )
 
+    def cannot_store() -> Response | None:
+        # The sender retries a 503; waiting on a broken database would only make it time out.
+        if runtime.health.database_ok():
+            return None
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "30"})
+
     async def choppity_webhook(request: Request) -> Response:
         if "choppity" not in services.posts.providers:
             return JSONResponse({"error": "choppity is not configured"}, status_code=404)
@@ -119,6 +124,8 @@ def build_asgi(runtime: Runtime) -> Starlette:
             body = await read_body(request)
         except BodyRejected as rejected:
             return rejected.response()
+        if (unavailable := cannot_store()) is not None:
+            return unavailable
         try:
             verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.choppity_webhook_secrets, time.time())
             event = parse_event(body)
@@ -142,6 +149,8 @@ def build_asgi(runtime: Runtime) -> Starlette:
             body = await read_body(request)
         except BodyRejected as rejected:
             return rejected.response()
+        if (unavailable := cannot_store()) is not None:
+            return unavailable
         status: int = await run_in_threadpool(handler, token, body)
         # Reap counts anything but "200 with an empty body" as a failed delivery.
         return Response(status_code=status, content=b"")
@@ -151,15 +160,16 @@ def build_asgi(runtime: Runtime) -> Starlette:
         # database outage makes the instance unready, not restarted.
         return JSONResponse({"status": "ok"})
 
-    async def healthz(_request: Request) -> Response:
-        healthy = await run_in_threadpool(ping, services.engine)
+    async def readyz(_request: Request) -> Response:
+        report = await run_in_threadpool(runtime.health.report)
         body = {
-            "status": "ok" if healthy else "unavailable",
-            "database": "ok" if healthy else "unreachable",
+            "status": "ok" if report.ready else "unavailable",
+            **report.checks,
+            "problems": list(report.problems),
             "slack_mode": "socket" if settings.socket_mode else "http",
             "providers": sorted(services.posts.providers),
         }
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        return JSONResponse(body, status_code=200 if report.ready else 503)
 
     return Starlette(
         routes=[
@@ -167,8 +177,9 @@ def build_asgi(runtime: Runtime) -> Starlette:
             Route("/webhooks/choppity", choppity_webhook, methods=["POST"]),
             Route("/webhooks/reap/{token}", reap_webhook, methods=["POST"]),
             Route("/livez", livez, methods=["GET"]),
-            Route("/readyz", healthz, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            # The readiness route under the name earlier releases documented.
+            Route("/healthz", readyz, methods=["GET"]),
         ]
     )
 

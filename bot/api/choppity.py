@@ -147,7 +147,9 @@ class ChoppityClient:
 
     def update_post(self, post_id: str, changes: dict[str, Any]) -> RemotePost:
         """PUT only the changed fields; returns the updated post."""
-        body = self._call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE)
+        # Not retried blindly: the service re-reads the post when an answer is lost.
+        body = self._call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE,
+                          idempotent=False)
         if "post" not in body:
             return self.get_post(post_id)
         return self._post_of(body, post_id)
@@ -166,7 +168,9 @@ class ChoppityClient:
 
     def cancel_post(self, post_id: str) -> RemotePost:
         """DELETE (cancel) a draft, scheduled or queued post; returns its new state."""
-        body = self._call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE)
+        # A second DELETE after a lost answer would be refused ("can no longer be cancelled"): the
+        # service re-reads instead.
+        body = self._call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False)
         if "post" not in body:
             return self.get_post(post_id)
         return self._post_of(body, post_id)

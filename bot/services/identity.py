@@ -49,17 +49,39 @@ class SlackIdentity:
         self._slack = slack
         self._token = token
         self._lock = threading.Lock()
+        # One auth.test at a time: a caller arriving while one is in flight waits for its answer.
+        self._fetching = threading.Lock()
         self._identity: Identity | None = None
         self._failed_at = 0.0
         self.token_error: str | None = None
 
-    def get(self, *, refresh: bool = False) -> Identity | None:
-        """The identity (asking Slack if it isn't known yet, or on `refresh`); None if Slack can't say."""
+    def get(self, *, refresh: bool = False, wait: float = 5.0) -> Identity | None:
+        """The identity (asking Slack if it isn't known yet, or on `refresh`); None if Slack can't say.
+
+        While another thread's auth.test is in flight, waits for it (up to `wait` seconds) rather
+        than asking again.
+        """
         with self._lock:
             if self._identity is not None and not refresh:
                 return self._identity
-            if not refresh and time.monotonic() - self._failed_at < RETRY_SECONDS:
-                return None
+        if not self._fetching.acquire(timeout=wait):
+            return self.known()
+        try:
+            with self._lock:
+                if self._identity is not None and not refresh:
+                    return self._identity
+                if not refresh and time.monotonic() - self._failed_at < RETRY_SECONDS:
+                    return None
+            return self._fetch()
+        finally:
+            self._fetching.release()
+
+    def known(self) -> Identity | None:
+        """The identity if it is already known (never asks Slack)."""
+        with self._lock:
+            return self._identity
+
+    def _fetch(self) -> Identity | None:
         try:
             response = self._slack.auth_test()
         except SlackApiError as err:

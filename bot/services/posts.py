@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot import failpoints
 from bot.api.budget import BudgetExhausted, Priority
-from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
+from bot.api.errors import ApiBadRequest, ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
 from bot.config import Settings
 from bot.db import add_audit, claim_post_action, find_post, get_post, insert_post_if_new, session_scope
 from bot.domain import (
@@ -34,7 +34,7 @@ from bot.domain import (
     RemotePost,
 )
 from bot.jobs import Retry, enqueue
-from bot.models import Approval, Post, utcnow
+from bot.models import Approval, Job, Post, utcnow
 from bot.services.access import ApproverLookupFailed, Approvers
 from bot.services.cards import approvals_for, request_card_sync, request_ephemeral, request_thread_reply
 from bot.slack import notices
@@ -412,7 +412,12 @@ class PostService:
     # -- running actions (job handler) ---------------------------------------------------------
 
     def run_action(self, job: Any) -> None:
-        """Carry out an accepted action against the provider, exactly once."""
+        """Carry out an accepted action against the provider, exactly once.
+
+        No provider action is ever blindly repeated: when an earlier attempt may have reached the
+        provider (its answer was lost, it timed out, the process died, or saving the outcome
+        failed), the post is re-read first and the action completed from what is found.
+        """
         action = PendingAction(job.payload["action"])
         user = str(job.payload["user"])
         with session_scope(self.engine) as session:
@@ -422,9 +427,10 @@ class PostService:
             provider = self.provider_for(post)
             external_id = post.external_id
             old_content = PostContent.from_dict(post.content)
+            allowed = self.allowed_from(post, action)
         try:
             failpoints.hit("before_provider_call")
-            remote = self._call(provider, action, external_id, job, old_content)
+            remote = self._attempt(provider, action, external_id, job, old_content, allowed)
             failpoints.hit("after_provider_call")
         except BudgetExhausted as exc:
             raise Retry("rate budget exhausted", exc.wait) from exc
@@ -435,29 +441,82 @@ class PostService:
             return
         except ApiUnavailable as exc:
             if job.attempts < MAX_ACTION_ATTEMPTS:
-                if exc.sent and action in (PendingAction.PUBLISH, PendingAction.SCHEDULE) and job.attempts == 1:
-                    with session_scope(self.engine) as session:
-                        add_audit(
-                            session, post_id=job.post_id, actor=user, action=action.value,
-                            outcome="unknown", detail=exc.user_message,
-                        )
-                raise Retry(exc.user_message, min(30.0, 1.5 * 2 ** (job.attempts - 1))) from exc
+                delay = min(30.0, 1.5 * 2 ** (job.attempts - 1))
+                if exc.sent:
+                    if not job.payload.get("outcome_unknown"):
+                        self._note_unknown(job, action, user, exc)
+                    # The request may still be in flight at the provider: give it a client timeout
+                    # to land before re-reading, so a slow provider isn't asked twice.
+                    delay = max(delay, self.settings.http_timeout_seconds)
+                raise Retry(exc.user_message, delay) from exc
             self._fail(job, action, user, exc)
             return
         except ApiRejected as exc:
-            self._fail(job, action, user, exc)
-            return
+            # After an attempt that may have reached the provider, "no" can mean "already done":
+            # that attempt did it. On a first attempt a refusal is just a refusal.
+            maybe_done = job.attempts > 1 or job.payload.get("outcome_unknown")
+            confirmed = self._confirmed(provider, action, external_id, job, old_content) if maybe_done else None
+            if confirmed is None:
+                self._fail(job, action, user, exc)
+                return
+            remote = confirmed
         self._succeed(job, action, user, remote, old_content)
+
+    def _note_unknown(self, job: Any, action: PendingAction, user: str, exc: ApiUnavailable) -> None:
+        """Record (once) that the outcome is unknown: later attempts re-read before anything else."""
+        job.payload = {**job.payload, "outcome_unknown": True}
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Job).where(col(Job.id) == job.id).values(payload=job.payload)
+                .execution_options(synchronize_session=False)
+            )
+            add_audit(session, post_id=job.post_id, actor=user, action=action.value, outcome="unknown",
+                      detail=exc.user_message)
+
+    def _attempt(
+        self, provider: PostProvider, action: PendingAction, external_id: str, job: Any, old: PostContent,
+        allowed: tuple[str, ...],
+    ) -> RemotePost:
+        if job.attempts > 1 or job.payload.get("outcome_unknown"):
+            # An earlier attempt may have reached the provider: ask before doing anything again.
+            current = provider.get_post(external_id)
+            if self._done(action, current, job, old):
+                return current
+            if current.status.value not in allowed:
+                raise ApiBadRequest(
+                    f"It is {current.raw_status or current.status.value} now, so it can't be {notices.VERB_ED[action]}.",
+                    provider=provider.provider,
+                )
+        return self._call(provider, action, external_id, job, old)
+
+    def _confirmed(
+        self, provider: PostProvider, action: PendingAction, external_id: str, job: Any, old: PostContent
+    ) -> RemotePost | None:
+        """The post as the provider has it, if that shows the action already done; else None."""
+        try:
+            current = provider.get_post(external_id)
+        except ApiError:
+            return None
+        return current if self._done(action, current, job, old) else None
+
+    @staticmethod
+    def _done(action: PendingAction, current: RemotePost, job: Any, old: PostContent) -> bool:
+        """Whether the provider's copy shows this action (or its effect) already carried out."""
+        if action is PendingAction.PUBLISH:
+            return current.status is not PostStatus.DRAFT
+        if action is PendingAction.SCHEDULE:
+            return current.status is not PostStatus.DRAFT and current.status is not PostStatus.CANCELLED
+        if action is PendingAction.CANCEL:
+            return current.status is PostStatus.CANCELLED
+        wanted = PostContent.from_dict(job.payload["content"])
+        return current.status is PostStatus.DRAFT and not wanted.changes_from(current.content) and (
+            wanted != old or not job.payload.get("provider_changes")
+        )
 
     def _call(
         self, provider: PostProvider, action: PendingAction, external_id: str, job: Any, old: PostContent
     ) -> RemotePost:
         if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
-            if job.attempts > 1:
-                # A previous attempt may have reached the provider: ask before publishing again.
-                current = provider.get_post(external_id)
-                if current.status != PostStatus.DRAFT:
-                    return current
             when = None
             if action == PendingAction.SCHEDULE:
                 when = datetime.fromtimestamp(int(job.payload["scheduled_at"]), tz=UTC)

@@ -96,6 +96,7 @@ _METHOD_SCOPES: dict[str, str] = {
 # (public channel scope, private channel scope) for methods whose scope depends on the channel type.
 _CHANNEL_TYPE_SCOPES: dict[str, tuple[str, str]] = {
     "conversations.history": ("channels:history", "groups:history"),
+    "conversations.replies": ("channels:history", "groups:history"),
     "conversations.info": ("channels:read", "groups:read"),
 }
 
@@ -1568,6 +1569,23 @@ class FakeSlack:
             out["response_metadata"] = {"next_cursor": _encode_cursor(visible[limit].ts)}
         return out
 
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The parent message and its replies, oldest first (Slack's order for this method)."""
+        channel = self._require_channel(args)
+        self._require_member(channel)
+        ts = args.get("ts")
+        parent = self._messages.get((channel, str(ts)))
+        if parent is None:
+            raise _SlackError("thread_not_found", f"no message {ts!r} in {channel}")
+        oldest = _parse_ts(args.get("oldest"), "invalid_ts_oldest")
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        thread = [parent] + sorted(
+            (m for m in self._messages.values() if m.channel == channel and m.thread_ts == parent.ts and m.is_reply),
+            key=lambda m: Decimal(m.ts),
+        )
+        thread = [m for m in thread if m is parent or oldest is None or Decimal(m.ts) >= oldest]
+        return {"messages": [self._history_dict(m, with_metadata) for m in thread], "has_more": False}
+
     # ---- external file uploads -------------------------------------------------------------------
 
     def _file_dict(self, record: FileUpload) -> dict[str, Any]:
@@ -1729,6 +1747,7 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "conversations.info": FakeSlack._conversations_info,
     "conversations.join": FakeSlack._conversations_join,
     "conversations.history": FakeSlack._conversations_history,
+    "conversations.replies": FakeSlack._conversations_replies,
     "files.getUploadURLExternal": FakeSlack._files_get_upload_url_external,
     "files.completeUploadExternal": FakeSlack._files_complete_upload_external,
 }
