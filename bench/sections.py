@@ -732,7 +732,7 @@ def memory_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dic
                 started = time.monotonic()
                 streamed = status_of_streamed(app.url, path, size.huge_body_bytes)
                 streamed_s = time.monotonic() - started
-                routes[path.replace(REAP_TOKEN, "<token>")] = {
+                routes[path.replace(REAP_TOKEN, "{token}")] = {
                     "announced": announced, "streamed": streamed, "announced_s": announced_s,
                     "streamed_s": streamed_s, "peak_after_mib": peak_rss_kib(app.pid) / 1024,
                 }
@@ -743,7 +743,7 @@ def memory_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dic
             return {
                 "body_bytes": size.huge_body_bytes,
                 "body_mib": size.huge_body_bytes / 2**20,
-                "warmup_statuses": {p.replace(REAP_TOKEN, "<token>"): s for p, s in warmup.items()},
+                "warmup_statuses": {p.replace(REAP_TOKEN, "{token}"): s for p, s in warmup.items()},
                 "rss_before_mib": rss_before,
                 "peak_before_mib": before / 1024,
                 "peak_after_mib": after / 1024,
