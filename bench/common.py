@@ -7,6 +7,7 @@ import math
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,6 +69,13 @@ class Size:
     reconcile_window: float
     stressed_interval: float
     stressed_window: float
+    # 7. Home tab at scale
+    home_posts: int
+    home_users: int
+    home_opens: int
+    home_slack_latency: float
+    # 8. peak memory under a huge body
+    huge_body_bytes: int
     # Smoke runs: every section at once (fast, figures meaningless); else one after the other, and the
     # side-by-side apps are started one at a time so their start-up is timed on a quiet machine.
     concurrent_sections: bool = False
@@ -81,6 +89,8 @@ SIZES = {
         cost_sizes=(10, 100, 1000), cost_clicks_per_kind=3,
         approved_posts=2, edited_posts=1, tracked_posts=30,
         reconcile_interval=0.5, reconcile_window=2.5, stressed_interval=0.2, stressed_window=2.5,
+        home_posts=50, home_users=3, home_opens=3, home_slack_latency=0.2,
+        huge_body_bytes=20 * 2**20,
         concurrent_sections=True,
     ),
     "full": Size(
@@ -90,6 +100,8 @@ SIZES = {
         cost_sizes=(100, 10_000, 100_000), cost_clicks_per_kind=60,
         approved_posts=10, edited_posts=4, tracked_posts=1000,
         reconcile_interval=60.0, reconcile_window=185.0, stressed_interval=5.0, stressed_window=125.0,
+        home_posts=500, home_users=5, home_opens=20, home_slack_latency=0.2,
+        huge_body_bytes=300 * 2**20,
     ),
 }
 
@@ -191,6 +203,12 @@ class AppProcess:
         except OSError:
             pass
         return values
+
+    @property
+    def pid(self) -> int:
+        """The app process's id."""
+        assert self.proc is not None
+        return self.proc.pid
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the app logged."""
@@ -352,6 +370,54 @@ def count_posts(engine: Engine) -> int:
         return int(session.execute(sql_select(func.count()).select_from(Post)).scalar_one())
 
 
+# -- huge bodies (also used by tests/test_e2e_memory.py) ------------------------------------------------
+
+
+def peak_rss_kib(pid: int) -> int:
+    """A process's peak resident set size so far (VmHWM, Linux), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def huge_chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:
+    """`total` bytes of `{`, in chunks of `size` (a streamed body, never held in memory whole)."""
+    block = b"{" * size
+    sent = 0
+    while sent < total:
+        yield block[: min(size, total - sent)]
+        sent += size
+
+
+def status_of_announced(base_url: str, path: str, length: int) -> int:
+    """Send only the headers of a POST announcing `length` bytes; the status the server answers."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        return int(sock.recv(4096).decode("latin-1").split(" ", 2)[1])
+
+
+def status_of_streamed(base_url: str, path: str, length: int) -> int:
+    """POST `length` bytes chunked, with no Content-Length; the status, or 0 if the server cut it off."""
+    try:
+        response = httpx.post(f"{base_url}{path}", content=huge_chunks(length), timeout=60,
+                              headers={"content-type": "application/json"})
+        return response.status_code
+    except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
+        return 0  # the server answered and closed the connection; the rest was never read
+
+
+def send_huge_bodies(base_url: str, routes: Iterable[str], size: int) -> list[int]:
+    """POST `size` bytes to each route, announced then streamed; the statuses in that order (0: cut off)."""
+    statuses: list[int] = []
+    for path in routes:
+        statuses.append(status_of_announced(base_url, path, size))
+        statuses.append(status_of_streamed(base_url, path, size))
+    return statuses
+
+
 # -- Slack request bodies ---------------------------------------------------------------------------
 
 
@@ -376,6 +442,7 @@ def click_body(slack: FakeSlack, action_id: str, post_id: int, user: str = "U_AN
 
 __all__ = [
     "CHANNEL", "SIGNING_SECRET", "WEBHOOK_SECRET", "AppProcess", "LoadGen", "SIZES", "Size", "app_env",
-    "click_body", "count_posts", "fakes", "insert_history", "insert_rows", "new_database", "percentile",
-    "post_row", "ratio", "summary",
+    "click_body", "count_posts", "fakes", "huge_chunks", "insert_history", "insert_rows", "new_database",
+    "peak_rss_kib", "percentile", "post_row", "ratio", "send_huge_bodies", "status_of_announced",
+    "status_of_streamed", "summary",
 ]

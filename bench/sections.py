@@ -1,4 +1,4 @@
-"""The six measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file,
+"""The eight measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file,
 against its own fake Slack and fake Choppity, and returns plain numbers (ms, seconds, counts)."""
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ from bench.common import (
     insert_history,
     insert_rows,
     new_database,
+    peak_rss_kib,
     post_row,
     ratio,
+    status_of_announced,
+    status_of_streamed,
     summary,
 )
 from bot.db import make_engine
@@ -575,3 +578,180 @@ def run_parallel(sections: list[Parallel], apps: list[dict[str, Any]], log: Call
     for section in sections:
         if section.error is not None:
             raise RuntimeError(f"{section.name} failed") from section.error
+
+
+# -- 7. the Home tab at scale, while Slack is slow ------------------------------------------------------
+
+HOME_STATUSES = ("draft", "scheduled", "processing", "published", "failed")
+HOME_USERS = ("U_ANA", "U_BOB", "U_CAROL", "U_DAN", "U_ERIN", "U_FRED", "U_GINA", "U_HAL")
+HOME_METHODS = ("auth.test", "chat.getPermalink", "views.publish")
+
+
+def seed_home(engine: Engine, choppity: FakeChoppity, count: int) -> dict[str, int]:
+    """`count` carded posts spread evenly over the Home tab's groups; how many of each status."""
+    rows = []
+    future_ms = int((time.time() + 86_400) * 1000)
+    for n in range(count):
+        status = HOME_STATUSES[n % len(HOME_STATUSES)]
+        platform = PLATFORMS[n % len(PLATFORMS)]
+        extra: dict[str, Any] = {"scheduled_at": future_ms} if status == "scheduled" else {}
+        remote = choppity.add_post(platform, status=status, **extra)
+        rows.append(post_row(remote, status=status, message_ts=f"{1_700_000_000 + n}.000300",
+                             age=timedelta(minutes=n % 600)))
+    insert_rows(engine, Post, rows)
+    return {status: sum(1 for r in rows if r["status"] == status) for status in HOME_STATUSES}
+
+
+def _answered_home(slack: FakeSlack, user: str, seen: int, latency: float, timeout: float = 60.0) -> Any:
+    """The first views.publish for `user` after the first `seen` ones, once Slack has answered it.
+
+    Polled cheaply (a count) until it arrives: `calls()` deep-copies under the fake's lock, which
+    would delay the answer being measured.
+    """
+    deadline = time.monotonic() + timeout
+    slack.wait_for(lambda: slack.count("views.publish") > seen, timeout=timeout, message=f"views.publish for {user}")
+    while time.monotonic() < deadline:
+        time.sleep(latency + 0.05)
+        mine = [c for c in slack.calls("views.publish")[seen:] if c.args.get("user_id") == user]
+        if mine and mine[0].answered_at is not None:
+            return mine[0]
+    raise AssertionError(f"views.publish for {user} was not answered within {timeout} s")
+
+
+def home_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """app_home_opened → views.publish with hundreds of posts while every Slack call takes 200 ms.
+
+    The events are sent from this process, where the fake Slack records (with time.monotonic) when
+    each call arrived and when it was answered, so both ends of every figure are on one clock.
+    """
+    with fakes() as (slack, choppity):
+        users = HOME_USERS[: size.home_users]
+        for user in users:
+            slack.add_user(user)
+        url, engine = new_database(workdir, "home")
+        by_status = seed_home(engine, choppity, size.home_posts)
+        latency = size.home_slack_latency
+        slack.latency(latency)  # before start-up: the warm-up auth.test pays it too, as it would in production
+        app = AppProcess(app_env(slack, choppity, url), workdir / "home.log")
+        app.start()
+        healthy_at = time.monotonic()
+        apps.append({"section": "home tab", "database": f"existing, {size.home_posts} posts",
+                     "startup_s": app.startup_seconds, **app.memory()})
+        try:
+            driver = SlackDriver(SimpleNamespace(url=app.url), slack)  # type: ignore[arg-type]
+            opens: list[dict[str, Any]] = []
+            for n in range(size.home_opens):
+                user = users[n % len(users)]  # round-robin: every user's first open is in the first round
+                seen = len(slack.calls("views.publish"))
+                sent = time.monotonic()
+                response = driver.event({"type": "app_home_opened", "user": user, "tab": "home", "channel": f"D{n}"})
+                acked = time.monotonic()
+                call = _answered_home(slack, user, seen, latency)
+                opens.append({"user": user, "first_for_user": n < len(users), "sent": sent,
+                              "status": response.status_code, "ack_ms": (acked - sent) * 1000,
+                              "received_ms": (call.at - sent) * 1000, "answered_ms": (call.answered_at - sent) * 1000,
+                              "publish_error": call.error})
+                time.sleep(max(0.25, latency))  # anything the open set off lands in its own window
+            ends = [o["sent"] for o in opens[1:]] + [time.monotonic()]
+            every_call = slack.calls()
+            for o, end in zip(opens, ends, strict=True):
+                inside = [c.method for c in every_call if o["sent"] <= c.at < end]
+                o["calls"] = {m: inside.count(m) for m in HOME_METHODS}
+                o["other_calls"] = len([m for m in inside if m not in HOME_METHODS])
+            warm = [c for c in every_call if c.method == "auth.test"]
+            first = opens[0]
+            view = slack.home_view(users[-1]) or {}
+            links = [b["accessory"]["url"] for b in view.get("blocks", []) if isinstance(b.get("accessory"), dict)
+                     and b["accessory"].get("url")]
+            answered = [o["answered_ms"] for o in opens]
+            floor_ms = latency * 1000  # one views.publish, the only call an open needs
+            figures: dict[str, Any] = {
+                "posts": size.home_posts,
+                "by_status": by_status,
+                "slack_latency_s": latency,
+                "users": len(users),
+                "opens": len(opens),
+                # The figure: event sent → views.publish answered by Slack (the Home tab is updated).
+                "event_to_publish_answered": summary(answered),
+                # The same, to the moment Slack received the views.publish call.
+                "event_to_publish_received": summary([o["received_ms"] for o in opens]),
+                "event_ack": summary([o["ack_ms"] for o in opens]),
+                "event_statuses": {str(s): sum(1 for o in opens if o["status"] == s) for s in {o["status"] for o in opens}},
+                "publish_errors": [o["publish_error"] for o in opens if o["publish_error"]],
+                "first_open": {
+                    "answered_ms": first["answered_ms"], "received_ms": first["received_ms"],
+                    "calls": first["calls"], "sent_after_healthy_ms": (first["sent"] - healthy_at) * 1000,
+                    "warmup_auth_test_answered_before": bool(warm) and warm[0].answered_at is not None
+                    and warm[0].answered_at <= first["sent"],
+                },
+                "first_open_per_user": summary([o["answered_ms"] for o in opens if o["first_for_user"]]),
+                "later_opens": summary([o["answered_ms"] for o in opens if not o["first_for_user"]]),
+                "calls_per_open": {m: {"total": sum(o["calls"][m] for o in opens),
+                                       "max": max(o["calls"][m] for o in opens)} for m in HOME_METHODS},
+                "other_calls_during_opens": sum(o["other_calls"] for o in opens),
+                "auth_test_calls_in_process": len(warm),
+                "links_in_last_view": len(links),
+                "floor_ms": floor_ms,
+                "opens_detail": [{k: v for k, v in o.items() if k != "sent"} for o in opens],
+            }
+            figures["p50_vs_floor"] = ratio(figures["event_to_publish_answered"]["p50"], floor_ms)
+            figures["p95_vs_floor"] = ratio(figures["event_to_publish_answered"]["p95"], floor_ms)
+            return figures
+        finally:
+            app.stop()
+
+
+# -- 8. peak memory under a huge body -------------------------------------------------------------------
+
+REAP_TOKEN = "reap-token-for-the-benchmark"
+HUGE_BODY_ROUTES = ("/slack/events", "/webhooks/choppity", f"/webhooks/reap/{REAP_TOKEN}")
+
+
+def memory_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The app's peak RSS (VmHWM) before and after a huge body to every route, announced and streamed."""
+    with fakes() as (slack, choppity):
+        url, _ = new_database(workdir, "memory")
+        env = app_env(slack, choppity, url, REAP_API_KEY="reap-key-for-the-benchmark",
+                      REAP_API_URL="http://127.0.0.1:9", REAP_WEBHOOK_TOKEN=REAP_TOKEN)
+        app = AppProcess(env, workdir / "memory.log")
+        app.start()
+        apps.append({"section": "huge bodies", "database": "existing, empty", "startup_s": app.startup_seconds,
+                     **app.memory()})
+        try:
+            # Every route once with a normal body first, so what is measured is the huge body, not first use.
+            warmup = {path: httpx.post(f"{app.url}{path}", content=b"{}", timeout=10,
+                                       headers={"content-type": "application/json"}).status_code
+                      for path in HUGE_BODY_ROUTES}
+            before = peak_rss_kib(app.pid)
+            rss_before = app.memory().get("rss_mib")
+            routes: dict[str, Any] = {}
+            for path in HUGE_BODY_ROUTES:
+                started = time.monotonic()
+                announced = status_of_announced(app.url, path, size.huge_body_bytes)
+                announced_s = time.monotonic() - started
+                started = time.monotonic()
+                streamed = status_of_streamed(app.url, path, size.huge_body_bytes)
+                streamed_s = time.monotonic() - started
+                routes[path.replace(REAP_TOKEN, "{token}")] = {
+                    "announced": announced, "streamed": streamed, "announced_s": announced_s,
+                    "streamed_s": streamed_s, "peak_after_mib": peak_rss_kib(app.pid) / 1024,
+                }
+            after = peak_rss_kib(app.pid)
+            livez = httpx.get(f"{app.url}/livez", timeout=5).status_code
+            statuses = [r[k] for r in routes.values() for k in ("announced", "streamed")]
+            growth = (after - before) / 1024
+            return {
+                "body_bytes": size.huge_body_bytes,
+                "body_mib": size.huge_body_bytes / 2**20,
+                "warmup_statuses": {p.replace(REAP_TOKEN, "{token}"): s for p, s in warmup.items()},
+                "rss_before_mib": rss_before,
+                "peak_before_mib": before / 1024,
+                "peak_after_mib": after / 1024,
+                "growth_mib": growth,
+                "growth_vs_body": ratio(growth, size.huge_body_bytes / 2**20),
+                "routes": routes,
+                "all_refused": all(s in (413, 0) for s in statuses),
+                "livez_after": livez,
+            }
+        finally:
+            app.stop()

@@ -69,4 +69,15 @@ def test_tiny_benchmark_run_produces_every_figure(tmp_path: Path) -> None:
     for key in ("reconciler", "reconciler_stressed"):
         _number(s, key, "calls")
         _number(s, key, "calls_per_minute")
+    # 7. Home tab at scale, Slack answering slowly
+    for p in ("p50", "p95", "max"):
+        _number(s, "home", "event_to_publish_answered", p)
+    _number(s, "home", "first_open", "answered_ms")
+    _number(s, "home", "p95_vs_floor")
+    for method in ("auth.test", "chat.getPermalink", "views.publish"):
+        _number(s, "home", "calls_per_open", method, "max")
+    # 8. peak memory under a huge body
+    for figure in ("peak_before_mib", "peak_after_mib", "growth_mib"):
+        _number(s, "huge_body", figure)
+    assert len(s["huge_body"]["routes"]) == 3
     assert results["targets"], "no targets were evaluated"

@@ -6,13 +6,13 @@ bodies are sent to every route: announced by Content-Length, and streamed withou
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.common import peak_rss_kib, send_huge_bodies
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
 from tests.harness import base_env
@@ -21,40 +21,6 @@ from tests.test_e2e_processes import AppProcess, launch  # noqa: F401 - the fixt
 BODY = 300 * 2**20
 ROUTES = ("/slack/events", "/webhooks/choppity", "/webhooks/reap/reap-token-for-memory-test")
 REAP_TOKEN = "reap-token-for-memory-test"
-
-
-def peak_rss_kib(pid: int) -> int:
-    """The process's peak resident set size so far (VmHWM), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
-def _chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:
-    block = b"{" * size
-    sent = 0
-    while sent < total:
-        yield block[: min(size, total - sent)]
-        sent += size
-
-
-def send_huge_bodies(base_url: str, routes: tuple[str, ...] = ROUTES, size: int = BODY) -> list[int]:
-    """POST `size` bytes to each route, announced and streamed; the statuses that came back (0: cut off)."""
-    statuses: list[int] = []
-    host, port = base_url.removeprefix("http://").split(":")
-    for path in routes:
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {size}\r\n\r\n".encode())
-            statuses.append(int(sock.recv(4096).decode("latin-1").split(" ", 2)[1]))
-        try:
-            response = httpx.post(f"{base_url}{path}", content=_chunks(size), timeout=60,
-                                  headers={"content-type": "application/json"})
-            statuses.append(response.status_code)
-        except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
-            statuses.append(0)  # the server answered and closed the connection; the rest was never read
-    return statuses
 
 
 def test_a_300_mb_body_to_any_route_barely_moves_peak_memory(
@@ -69,7 +35,7 @@ def test_a_300_mb_body_to_any_route_barely_moves_peak_memory(
     for path in ROUTES:
         httpx.post(f"{app.url}{path}", content=b"{}", headers={"content-type": "application/json"}, timeout=10)
     before = peak_rss_kib(app.pid)
-    statuses = send_huge_bodies(app.url)
+    statuses = send_huge_bodies(app.url, ROUTES, BODY)
     after = peak_rss_kib(app.pid)
     assert set(statuses) <= {413, 0}, statuses
     growth_mib = (after - before) / 1024

@@ -141,6 +141,7 @@ class Call:
     http_status: int = 200
     error: str | None = None
     lost: str | None = None  # set when the call was applied but its answer was lost (lose_answer_next)
+    answered_at: float | None = None  # time.monotonic() when the answer was ready (after any latency)
 
 
 @dataclass
@@ -1129,6 +1130,7 @@ class FakeSlack:
 
     def _finish(self, call: Call, reply: _Reply, *, scoped: bool = True) -> _Reply:
         with self._lock:
+            call.answered_at = time.monotonic()
             call.http_status = reply.status
             if reply.drop:
                 call.error = "connection_dropped"
