@@ -36,7 +36,8 @@ from tests.harness import CHANNEL, SIGNING_SECRET, WEBHOOK_SECRET, base_env
 ROOT = Path(__file__).resolve().parent.parent
 
 # Settings the test suite shortens for speed; the benchmark runs with the production defaults.
-TEST_ONLY_SETTINGS = ("WORKER_POLL_SECONDS", "RECONCILE_INTERVAL_SECONDS", "REMIND_AFTER_HOURS", "HTTP_TIMEOUT_SECONDS")
+TEST_ONLY_SETTINGS = ("WORKER_POLL_SECONDS", "RECONCILE_INTERVAL_SECONDS", "REMIND_AFTER_HOURS", "HTTP_TIMEOUT_SECONDS",
+                      "SLACK_TIMEOUT_SECONDS")
 
 
 @dataclass(frozen=True)

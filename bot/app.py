@@ -118,7 +118,7 @@ class Runtime:
 
 
 def make_slack_client(
-    settings: Settings, *, timeout: int = 10, token: str | None | bool = True, retry_connection_errors: bool = True
+    settings: Settings, *, timeout: float = 10, token: str | None | bool = True, retry_connection_errors: bool = True
 ) -> WebClient:
     """A WebClient for the configured (or fake) Slack API, with short timeouts.
 
@@ -128,7 +128,7 @@ def make_slack_client(
     return WebClient(
         token=settings.slack_bot_token if token is True else token or None,
         base_url=settings.slack_api_url,
-        timeout=timeout,
+        timeout=timeout,  # type: ignore[arg-type]  # slack_sdk annotates int; urllib takes a float
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)] if retry_connection_errors else [],
     )
 
@@ -169,10 +169,11 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
         engine,
         # No automatic retry of a reset connection: a chat.postMessage may have been stored, and
         # only the delivery protocol (look in the history first) may decide to post again.
-        make_slack_client(settings, retry_connection_errors=False),
+        make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
         settings,
         identity,
         cancellable=lambda name: posts.providers[name].cancellable if name in posts.providers else frozenset(),
+        settle_seconds=1.5 * settings.slack_timeout_seconds,
     )
     overview = Overview(engine, settings, identity)
     runner.handlers.update(delivery.handlers())

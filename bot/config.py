@@ -57,6 +57,9 @@ class Settings:
     worker_poll_seconds: float = 0.5
     auto_migrate: bool = True
     http_timeout_seconds: float = 10.0
+    # How long Greenlight waits for Slack to answer a card or a thread reply. When no answer comes,
+    # it waits one and a half times this before looking whether Slack stored the message anyway.
+    slack_timeout_seconds: float = 10.0
     # How long a worker holds a claimed job before another worker may take it over (crash recovery).
     job_lease_seconds: float = 60.0
     # Test-only: named crash points (bot.failpoints) that SIGKILL the process when reached.
@@ -235,6 +238,7 @@ class Settings:
             worker_poll_seconds=number("WORKER_POLL_SECONDS", 0.5, 0.01),
             auto_migrate=boolean("AUTO_MIGRATE", True),
             http_timeout_seconds=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
+            slack_timeout_seconds=number("SLACK_TIMEOUT_SECONDS", 10.0, 0.2),
             job_lease_seconds=number("JOB_LEASE_SECONDS", 60.0, 1.0),
             failpoints=csv("GREENLIGHT_FAILPOINTS"),
         )

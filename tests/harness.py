@@ -46,6 +46,7 @@ def base_env(slack: FakeSlack, choppity: FakeChoppity | None, database_url: str,
         "RECONCILE_INTERVAL_SECONDS": "3600",
         "REMIND_AFTER_HOURS": "0",
         "HTTP_TIMEOUT_SECONDS": "3",
+        "SLACK_TIMEOUT_SECONDS": "1",
         "LOG_LEVEL": "DEBUG",
     }
     if choppity is not None:
@@ -115,6 +116,24 @@ class Greenlight:
         """The runtime's services (for assertions on the database)."""
         assert self.runtime is not None
         return self.runtime.services
+
+    def drain(self, timeout: float = 40.0, horizon: float = 30.0) -> None:
+        """Wait until no job is running or due within `horizon` seconds (retries included)."""
+        from datetime import timedelta
+
+        from sqlmodel import Session, col, select
+
+        from bot.models import Job, utcnow
+
+        def idle() -> bool:
+            with Session(self.services.engine) as session:
+                return session.exec(
+                    select(Job.id).where(col(Job.status).in_(("pending", "running")),
+                                         Job.run_at <= utcnow() + timedelta(seconds=horizon))
+                ).first() is None
+
+        wait_until(idle, timeout=timeout, message="jobs and their retries finished")
+        self.settle()
 
     def settle(self, timeout: float = 15.0) -> None:
         """Wait until no job is due or running (the app has finished reacting)."""

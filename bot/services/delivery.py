@@ -9,8 +9,9 @@ the call is in flight. So a card post is a small protocol:
    `ok: false` that isn't a server error): the marker is cleared and the error handled.
 3. The outcome is unknown: the job comes back after `SETTLE_SECONDS` (so a slow Slack has finished
    storing it) and, before posting again, looks for the card in `conversations.history`: every
-   card carries message `metadata` naming its post. Found: adopted. Two found (a Slack slower than
-   the settle time): the oldest is kept and the others deleted.
+   card carries message `metadata` naming its post. Found: adopted. Two found: the oldest is kept
+   and the others deleted. Not found: posted again, and a `check_card` job looks once more a while
+   later, in case Slack was slower still and stored the first attempt after all.
 
 A card that `chat.update` can't find is checked in the history the same way before it is treated
 as gone and posted anew, so a transient `message_not_found` never leaves two cards with working
@@ -34,10 +35,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from bot import failpoints
 from bot.config import Settings
 from bot.db import add_audit, get_post, session_scope
 from bot.domain import Card
-from bot.jobs import Retry
+from bot.jobs import Retry, enqueue
 from bot.models import Job, Post, utcnow
 from bot.services.cards import SLACK_MESSAGE, SYNC_CARD, Cancellable, card_for
 from bot.services.identity import DEAD_TOKEN_ERRORS, SlackIdentity
@@ -47,6 +49,7 @@ from bot.slack.mrkdwn import truncate
 
 log = logging.getLogger(__name__)
 
+CHECK_CARD = "check_card"
 CARD_EVENT = "greenlight_post"
 REPLY_EVENT = "greenlight_reply"
 # Slack's answers when a message is too big or malformed: retrying the same card can't help.
@@ -168,7 +171,7 @@ class SlackDelivery:
 
     def handlers(self) -> dict[str, Any]:
         """Job kind -> handler."""
-        return {SYNC_CARD: self.sync_card, SLACK_MESSAGE: self.send_message}
+        return {SYNC_CARD: self.sync_card, SLACK_MESSAGE: self.send_message, CHECK_CARD: self.check_card}
 
     # -- cards -----------------------------------------------------------------------------------
 
@@ -217,7 +220,14 @@ class SlackDelivery:
         found = self._find_in_history(channel, CARD_EVENT, "post_id", post_id, since=attempted)
         if not found:
             log.info("card of post %s was not posted by the earlier attempt; posting it", post_id)
-            self._set(post_id, card_attempted_at=None)
+            with session_scope(self.engine) as session:
+                session.execute(
+                    update(Post).where(col(Post.id) == post_id).values(card_attempted_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                # Slack may be slower still: look again later, and keep only one card.
+                enqueue(session, CHECK_CARD, post_id=post_id, payload={"since": attempted.isoformat()},
+                        dedupe_key=f"check-card:{post_id}", delay=4 * self.settle_seconds, priority=8)
             return None
         keep, extra = found[0], found[1:]
         log.warning("adopting the card of post %s that Slack stored without telling us (ts %s)", post_id, keep)
@@ -232,6 +242,20 @@ class SlackDelivery:
         for duplicate in extra:
             self._delete_duplicate(post_id, channel, duplicate)
         return keep
+
+    def check_card(self, job: Job) -> None:
+        """Job: after a repost, make sure the channel holds exactly one card of the post."""
+        assert job.post_id is not None
+        with session_scope(self.engine) as session:
+            post = get_post(session, job.post_id)
+            if post is None or post.message_ts is None or post.channel_id is None:
+                return
+            channel, keep = post.channel_id, post.message_ts
+        since = datetime.fromisoformat(str(job.payload["since"]))
+        with self._slack_errors():
+            for ts in self._find_in_history(channel, CARD_EVENT, "post_id", job.post_id, since=since):
+                if ts != keep:
+                    self._delete_duplicate(job.post_id, channel, ts)
 
     def _delete_duplicate(self, post_id: int, channel: str, ts: str) -> None:
         try:
@@ -273,6 +297,7 @@ class SlackDelivery:
             raise Retry("channel paced after rate limit", wait)
         # The marker goes in first, committed: whatever happens next, a later attempt knows to look.
         self._set(post_id, card_attempted_at=utcnow())
+        failpoints.hit("card_post_started")
         try:
             response = self.slack.chat_postMessage(
                 channel=channel,
@@ -289,6 +314,7 @@ class SlackDelivery:
                 raise Retry("card post outcome unknown", self.settle_seconds) from exc
             self._set(post_id, card_attempted_at=None)  # Slack said no for sure: nothing was posted
             raise
+        failpoints.hit("card_post_answered")
         with session_scope(self.engine) as session:
             session.execute(
                 update(Post)
@@ -308,7 +334,7 @@ class SlackDelivery:
             raise Retry("card may be gone; check failed", 30.0) from err
         if exists:
             log.warning("chat.update said %s for post %s, but the card is there; trying again later", error, post_id)
-            raise Retry(f"transient {error}", 5.0)
+            raise Retry(f"transient {error}", min(5.0, self.settle_seconds))
         log.warning("card of post %s is gone (%s); posting a new one", post_id, error)
         self._set(post_id, message_ts=None, channel_id=None)
         raise Retry("card missing; reposting", 0.0)

@@ -623,6 +623,7 @@ class FakeSlack:
         self._post_rate: tuple[float, float] | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ts_counter = itertools.count(1)
+        self._last_ts_micros = 0
         self._view_counter = itertools.count(1)
         self._trigger_counter = itertools.count(1)
         self._hash_counter = itertools.count(1)
@@ -1230,8 +1231,11 @@ class FakeSlack:
     # ---- state helpers (lock held) ---------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        n = next(self._ts_counter)
-        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+        # Like Slack: the time the message was stored, in microseconds, unique within the workspace
+        # (so `oldest`/`latest` in conversations.history mean what they mean in real Slack).
+        micros = max(int(time.time() * 1_000_000), self._last_ts_micros + 1)
+        self._last_ts_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _require_channel(self, args: dict[str, Any]) -> str:
         channel = args.get("channel")
