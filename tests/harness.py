@@ -182,6 +182,9 @@ class SlackDriver:
         self.app = app
         self.slack = slack
         self.verifier = SignatureVerifier(secret)
+        # Modals that were open before the latest click: latest_view() waits for a newer one, so a
+        # test never picks up the previous click's modal while the new one is still being opened.
+        self._views_before_click: set[str] = set()
 
     def _post(self, body: str, *, timestamp: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         ts = timestamp or str(int(time.time()))
@@ -199,6 +202,7 @@ class SlackDriver:
 
     def click(self, action_id: str, post_id: int, *, user: str = "U_ANA", message_ts: str | None = None) -> httpx.Response:
         """Click a card button."""
+        self._views_before_click = {str(v.get("id")) for v in self.slack.open_views()}
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": "T1"},
@@ -266,6 +270,7 @@ class SlackDriver:
         def find() -> dict[str, Any] | None:
             views = [v for v in self.slack.open_views() if v.get("callback_id") != "greenlight_loading_modal"
                      or callback_id == "greenlight_loading_modal"]
+            views = [v for v in views if str(v.get("id")) not in self._views_before_click]
             if callback_id:
                 views = [v for v in views if v.get("callback_id") == callback_id]
             if post_id is not None:

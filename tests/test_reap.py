@@ -817,3 +817,28 @@ def test_parse_reap_edit_ignores_accounts_it_did_not_offer() -> None:
     form = parse_reap_edit(state, extra)
     assert not isinstance(form, dict)
     assert form.targets == ["i1"] and form.settings["linkedin"]["privacy"] == "connections"
+
+
+# -- untrusted text --------------------------------------------------------------------------------
+
+
+def test_reap_account_names_and_outcomes_reach_slack_only_as_text(
+    make_reap_app: Callable[..., Greenlight], fake_reap: FakeReap, fake_slack: FakeSlack
+) -> None:
+    from tests.harness import live_markup_problems
+
+    hostile = "<!channel> <@U_EVIL> <!subteam^S0EVIL> & <https://evil.example|log in>"
+    fake_reap.add_integration("youtube", f"Channel {hostile}")
+    app = make_reap_app()
+    slack = SlackDriver(app, fake_slack)
+    project_id = fake_reap.add_project("completed", clips=[{"title": f"Title {hostile}"[:90],
+                                                           "caption": f"Caption {hostile}"}])
+    assert "Posted" in command(slack, fake_slack, f"reap {project_id}")
+    app.settle()
+    (post,) = reap_posts(app)
+    assert post.id is not None
+    shown = card_text(app, fake_slack, post.id)
+    assert f"Channel {hostile}" in shown  # readable, as text
+    slack.click(ActionId.EDIT, post.id)
+    slack.latest_view(ViewId.REAP_EDIT, post_id=post.id)
+    assert live_markup_problems(fake_slack) == []

@@ -65,7 +65,7 @@ from bot.services.posts import PostService
 from bot.slack import notices
 from bot.slack.ids import Field, ViewId
 from bot.slack.inbound import unstorable_text_errors
-from bot.slack.mrkdwn import escape
+from bot.slack.mrkdwn import Mrkdwn, code, escape, fmt
 from bot.slack.reap import (
     choices_of,
     default_settings,
@@ -228,33 +228,30 @@ class ProjectImport:
         """Reap is still working on the project."""
         return self.status != PROJECT_DONE and self.status not in PROJECT_FAILED
 
-    def text(self) -> str:
-        """The ephemeral summary for whoever ran `/greenlight reap`."""
-        pid = f"`{self.project_id}`"
+    def text(self) -> Mrkdwn:
+        """The ephemeral summary for whoever ran `/greenlight reap` (account names are text)."""
+        pid = code(self.project_id)
         if self.status in PROJECT_FAILED:
-            lines = [f"Reap project {pid} is {self.status}, so it has no clips to review."]
+            lines = [fmt("Reap project {pid} is {status}, so it has no clips to review.", pid=pid, status=self.status)]
         elif self.running:
-            lines = [
-                f"Reap project {pid} is still {self.status}. Greenlight will post its clips once Reap "
-                "reports it completed (it checks again every few minutes)."
-            ]
+            lines = [fmt("Reap project {pid} is still {status}. Greenlight will post its clips once Reap reports it "
+                         "completed (it checks again every few minutes).", pid=pid, status=self.status)]
         elif self.no_targets:
-            lines = [
-                f"Reap project {pid} is completed, but Reap has no active account to publish to "
-                "(connect one in Reap, or check REAP_INTEGRATIONS). No drafts were posted."
-            ]
+            lines = [fmt("Reap project {pid} is completed, but Reap has no active account to publish to (connect one "
+                         "in Reap, or check REAP_INTEGRATIONS). No drafts were posted.", pid=pid)]
         elif self.clips == 0:
-            lines = [f"Reap project {pid} is completed but has no clips."]
+            lines = [fmt("Reap project {pid} is completed but has no clips.", pid=pid)]
         elif self.created:
-            s = "s" if self.created != 1 else ""
-            lines = [f"Posted {self.created} draft{s} for Reap project {pid} (publishing to {', '.join(self.targets)})."]
+            lines = [fmt("Posted {n} draft{s} for Reap project {pid} (publishing to {targets}).", n=self.created,
+                         s="s" if self.created != 1 else "", pid=pid, targets=", ".join(self.targets))]
             if self.already:
-                lines.append(f"{self.already} clip(s) already had a card.")
+                lines.append(fmt("{n} clip(s) already had a card.", n=self.already))
         else:
-            lines = [f"Nothing new for Reap project {pid}: every clip already has a card."]
+            lines = [fmt("Nothing new for Reap project {pid}: every clip already has a card.", pid=pid)]
         for integration in self.skipped:
-            lines.append(f"⚠️ REAP_INTEGRATIONS lists `{integration}`, which isn't an active Reap integration; skipped.")
-        return "\n".join(lines)
+            lines.append(fmt("⚠️ REAP_INTEGRATIONS lists {i}, which isn't an active Reap integration; skipped.",
+                             i=code(integration)))
+        return Mrkdwn("\n").join(lines)
 
 
 class ReapService:
