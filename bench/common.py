@@ -26,9 +26,9 @@ from sqlalchemy import Engine, func, insert
 from sqlmodel import Session
 from sqlmodel import select as sql_select
 
-from bot.api.choppity import parse_post
 from bot.db import make_engine, migrate
 from bot.models import AuditEvent, Job, Post, utcnow
+from bot.providers.choppity.client import parse_post
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
 from tests.harness import CHANNEL, SIGNING_SECRET, WEBHOOK_SECRET, base_env

@@ -24,14 +24,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import failpoints
-from bot.api.budget import RateBudget
-from bot.api.choppity import ChoppityClient
 from bot.config import Settings
 from bot.db import make_engine, migrate
 from bot.health import Health
 from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
 from bot.models import Post
+from bot.providers.budget import RateBudget
+from bot.providers.choppity.client import ChoppityClient
 from bot.security import register_secrets
 from bot.server import inbound_policy
 from bot.services.access import Approvers

@@ -69,7 +69,7 @@ class Post(SQLModel, table=True):
     # The provider's own word when `status` is "unknown" (a status Greenlight doesn't know yet).
     remote_status: str | None = Field(default=None, max_length=32)
     content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    # Reap drafts keep their per-platform settings and targets here (see bot.api.reap).
+    # Reap drafts keep their per-platform settings and targets here (see bot.providers.reap.client).
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     content_version: int = 1
     last_editor: str | None = Field(default=None, max_length=32)

@@ -21,10 +21,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.providers.choppity.webhook import SIGNATURE_HEADER, WebhookRejected, parse_event, verify_signature
+from bot.providers.reap.webhook import token_matches
 from bot.security import verify_slack_request
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundPolicy, InboundRejected, parse_slack_body
-from bot.webhooks.choppity import SIGNATURE_HEADER, WebhookRejected, parse_event, verify_signature
-from bot.webhooks.reap import token_matches
 
 if TYPE_CHECKING:
     from bot.app import Runtime

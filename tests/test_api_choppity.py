@@ -7,9 +7,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bot.api.budget import BudgetExhausted, Priority, RateBudget
-from bot.api.choppity import ChoppityClient
-from bot.api.errors import (
+from bot.domain import Platform, PostStatus
+from bot.providers.budget import BudgetExhausted, Priority, RateBudget
+from bot.providers.choppity.client import ChoppityClient
+from bot.providers.errors import (
     ApiBadRequest,
     ApiNotFound,
     ApiOutcomeUnknown,
@@ -17,7 +18,6 @@ from bot.api.errors import (
     ApiUnauthorized,
     ApiUnavailable,
 )
-from bot.domain import Platform, PostStatus
 
 POST = {"id": "p1", "clip_id": "c1", "platform": "youtube", "status": "draft", "caption": "Hi", "title": "T",
         "youtube": {"category_id": "22"}, "some_future_field": {"ignored": True}}

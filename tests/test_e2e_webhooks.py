@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.api.budget import BudgetExhausted, Priority
 from bot.models import Job, Post, WebhookEvent, utcnow
+from bot.providers.budget import BudgetExhausted, Priority
 from bot.services.events import CHOPPITY_EVENT, Reconciler
 from bot.services.posts import REFRESH_POST
 from bot.slack.ids import ActionId

@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bot.api.budget import Priority, RateBudget
-from bot.api.errors import ApiBadRequest, ApiNotFound, ApiRateLimited, ApiUnauthorized, ApiUnavailable
-from bot.api.reap import ReapClient, error_for
 from bot.db import session_scope
 from bot.domain import Platform
 from bot.jobs import enqueue
 from bot.models import Job, Post, WebhookEvent, utcnow
+from bot.providers.budget import Priority, RateBudget
+from bot.providers.errors import ApiBadRequest, ApiNotFound, ApiRateLimited, ApiUnauthorized, ApiUnavailable
+from bot.providers.reap.client import ReapClient, error_for
 from bot.services.reap import CANCEL_NOTE, REAP_HANDOFF, REAP_POLL, REAP_PROJECT, ReapService
 from bot.slack.forms import utf16_length
 from bot.slack.ids import ActionId, Field, ViewId
@@ -781,7 +781,7 @@ def test_client_honours_retry_after_and_rate_limit_reset() -> None:
 
 
 def test_background_calls_never_wait_for_the_budget(fake_reap: FakeReap) -> None:
-    from bot.api.budget import BudgetExhausted
+    from bot.providers.budget import BudgetExhausted
 
     project_id = fake_reap.add_project("completed", clips=1)
     client = _client(fake_reap, per_minute=4)

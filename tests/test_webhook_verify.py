@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.webhooks.choppity import (
+from bot.providers.choppity.webhook import (
     MAX_HEADER_LENGTH,
     ChoppityEvent,
     WebhookRejected,
     parse_event,
     verify_signature,
 )
-from bot.webhooks.reap import ReapProjectHint, parse_project_hint, token_matches
+from bot.providers.reap.webhook import ReapProjectHint, parse_project_hint, token_matches
 
 NOW = 1_745_800_000
 SECRET = "whsec_choppity_current_0123456789"

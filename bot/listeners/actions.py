@@ -13,10 +13,10 @@ from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.api.errors import ApiError
 from bot.db import get_post, session_scope
 from bot.domain import PendingAction, Platform, PostContent, PostStatus
 from bot.models import utcnow
+from bot.providers.errors import ApiError
 from bot.slack import notices
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, BlockActions, InvalidReference, post_ref_from_button
 from bot.slack.modals import cancel_modal, edit_modal, loading_modal, next_full_hour, schedule_modal

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, Respond
 
-from bot.api.errors import ApiError
 from bot.domain import Provider
+from bot.providers.errors import ApiError
 from bot.slack import notices
 from bot.slack.home import help_blocks, queue_blocks
 from bot.slack.mrkdwn import code, fmt

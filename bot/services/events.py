@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import Engine, delete, or_
 from sqlmodel import col, select
 
-from bot.api.budget import BudgetExhausted, Priority
-from bot.api.errors import ApiError, ApiNotFound, ApiRateLimited
 from bot.config import Settings
 from bot.db import find_post, record_webhook, session_scope, take_lease
 from bot.domain import PostStatus, Provider
 from bot.jobs import PeriodicLoop, Retry, enqueue
 from bot.models import Job, Post, WebhookEvent, utcnow
+from bot.providers.budget import BudgetExhausted, Priority
+from bot.providers.choppity.webhook import ChoppityEvent
+from bot.providers.errors import ApiError, ApiNotFound, ApiRateLimited
 from bot.services.posts import REFRESH_POST, PostService
-from bot.webhooks.choppity import ChoppityEvent
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import failpoints
-from bot.api.budget import BudgetExhausted, Priority
-from bot.api.errors import ApiBadRequest, ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
 from bot.config import Settings
 from bot.db import add_audit, claim_post_action, find_post, get_post, insert_post_if_new, session_scope
 from bot.domain import (
@@ -35,6 +33,15 @@ from bot.domain import (
 )
 from bot.jobs import Retry, enqueue
 from bot.models import Approval, Job, Post, utcnow
+from bot.providers.budget import BudgetExhausted, Priority
+from bot.providers.errors import (
+    ApiBadRequest,
+    ApiError,
+    ApiNotFound,
+    ApiRateLimited,
+    ApiRejected,
+    ApiUnavailable,
+)
 from bot.services.access import ApproverLookupFailed, Approvers
 from bot.services.cards import approvals_for, request_card_sync, request_ephemeral, request_thread_reply
 from bot.slack import notices

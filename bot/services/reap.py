@@ -31,20 +31,6 @@ from slack_sdk.models.views import View
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bot.api.budget import BudgetExhausted, Priority, RateBudget
-from bot.api.errors import ApiBadRequest, ApiError, ApiNotFound, ApiRateLimited, ApiRejected, ApiUnavailable
-from bot.api.reap import (
-    POST_CANCELLED,
-    POST_COMPLETED,
-    POST_FAILED,
-    POST_PARTIAL,
-    PROJECT_DONE,
-    PROJECT_FAILED,
-    ReapClient,
-    ReapClip,
-    ReapIntegration,
-    ReapPost,
-)
 from bot.config import Settings
 from bot.db import add_audit, find_post, get_post, insert_post_if_new, record_webhook, session_scope
 from bot.domain import (
@@ -60,6 +46,28 @@ from bot.domain import (
 )
 from bot.jobs import Retry, enqueue
 from bot.models import Job, Post, utcnow
+from bot.providers.budget import BudgetExhausted, Priority, RateBudget
+from bot.providers.errors import (
+    ApiBadRequest,
+    ApiError,
+    ApiNotFound,
+    ApiRateLimited,
+    ApiRejected,
+    ApiUnavailable,
+)
+from bot.providers.reap.client import (
+    POST_CANCELLED,
+    POST_COMPLETED,
+    POST_FAILED,
+    POST_PARTIAL,
+    PROJECT_DONE,
+    PROJECT_FAILED,
+    ReapClient,
+    ReapClip,
+    ReapIntegration,
+    ReapPost,
+)
+from bot.providers.reap.webhook import parse_project_hint, token_matches
 from bot.services.cards import request_card_sync, request_thread_reply
 from bot.services.posts import PostService
 from bot.slack import notices
@@ -75,7 +83,6 @@ from bot.slack.reap import (
     reap_edit_modal,
     settings_line,
 )
-from bot.webhooks.reap import parse_project_hint, token_matches
 
 if TYPE_CHECKING:
     from bot.app import Services

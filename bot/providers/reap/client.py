@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
-from bot.api.budget import Priority, RateBudget, parse_retry_after
-from bot.api.errors import (
+from bot.domain import Platform
+from bot.providers.budget import Priority, RateBudget, parse_retry_after
+from bot.providers.errors import (
     ApiBadRequest,
     ApiError,
     ApiNotFound,
@@ -29,8 +30,7 @@ from bot.api.errors import (
     ApiUnauthorized,
     ApiUnavailable,
 )
-from bot.api.transport import send, unavailable, with_retries
-from bot.domain import Platform
+from bot.providers.http import send, unavailable, with_retries
 
 log = logging.getLogger(__name__)
 

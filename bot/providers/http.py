@@ -15,7 +15,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
-from bot.api.errors import ApiOutcomeUnknown, ApiRateLimited, ApiUnavailable
+from bot.providers.errors import ApiOutcomeUnknown, ApiRateLimited, ApiUnavailable, BudgetExhausted
 
 T = TypeVar("T")
 
@@ -55,6 +55,8 @@ def with_retries(
     """Run `fn` under the shared retry policy."""
 
     def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, BudgetExhausted):
+            return False  # the budget already waited as long as this caller may
         if isinstance(exc, ApiRateLimited):
             # A 429 means the request was not processed, so even a publish may be re-sent.
             return retry_rate_limits and exc.retry_after <= MAX_INLINE_RETRY_AFTER

@@ -18,20 +18,16 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from bot.providers.errors import BudgetExhausted
+
+__all__ = ["BudgetExhausted", "Priority", "RateBudget", "parse_retry_after"]
+
 
 class Priority(Enum):
     """Who is asking: a person waiting, or a background job."""
 
     INTERACTIVE = "interactive"
     BACKGROUND = "background"
-
-
-class BudgetExhausted(Exception):
-    """No slot became free before the caller's deadline."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"rate budget exhausted; next slot in {wait:.1f}s")
-        self.wait = wait
 
 
 class RateBudget:
@@ -78,7 +74,7 @@ class RateBudget:
             if wait == 0.0:
                 return
             if self._clock() + wait > deadline:
-                raise BudgetExhausted(wait)
+                raise BudgetExhausted(wait, provider=self._key)
             self._sleep(min(wait, 1.0))
 
     def remaining(self) -> int:

@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.api.budget import Priority, RateBudget, parse_retry_after
-from bot.api.errors import (
+from bot.domain import ClipListing, Platform, PostContent, PostStatus, RemotePost, is_external_id, status_word
+from bot.providers.budget import Priority, RateBudget, parse_retry_after
+from bot.providers.errors import (
     ApiBadRequest,
     ApiError,
     ApiNotFound,
@@ -27,8 +28,7 @@ from bot.api.errors import (
     ApiUnauthorized,
     ApiUnavailable,
 )
-from bot.api.transport import send, unavailable, with_retries
-from bot.domain import ClipListing, Platform, PostContent, PostStatus, RemotePost, is_external_id, status_word
+from bot.providers.http import send, unavailable, with_retries
 from bot.security import register_secrets
 
 log = logging.getLogger(__name__)

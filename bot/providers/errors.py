@@ -5,6 +5,8 @@
     │   └── ApiOutcomeUnknown     the request was sent but no answer came back; a
     │                             non-idempotent call (publish) must be re-read, never re-sent
     ├── ApiRateLimited            429; `retry_after` seconds says when to try again
+    │   └── BudgetExhausted       our own client-side budget has no slot before the caller's
+    │                             deadline (nothing was sent); `retry_after` is the wait
     └── ApiRejected               the provider said no (4xx); retrying will not help
         ├── ApiUnauthorized       401/403: the API key is wrong or lacks permission
         ├── ApiNotFound           404: unknown id (or one owned by another team)
@@ -53,6 +55,20 @@ class ApiRateLimited(ApiError):
     def __init__(self, user_message: str, *, retry_after: float, provider: str = "", status: int | None = 429, code: str | None = None) -> None:
         super().__init__(user_message, provider=provider, status=status, code=code)
         self.retry_after = retry_after
+
+
+class BudgetExhausted(ApiRateLimited):
+    """No slot in Greenlight's own per-provider request budget before the caller's deadline."""
+
+    def __init__(self, wait: float, *, provider: str = "") -> None:
+        super().__init__(
+            f"Greenlight is pacing its {provider.title() or 'provider'} calls to stay within the provider's "
+            f"rate limit; try again in {max(1, round(wait))} s.",
+            retry_after=wait,
+            provider=provider,
+            status=None,
+        )
+        self.wait = wait
 
 
 class ApiRejected(ApiError):

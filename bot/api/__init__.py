@@ -1,1 +1,0 @@
-"""HTTP clients for the post providers (Choppity, Reap): vendor JSON in, domain objects out."""

@@ -1,0 +1,1 @@
+"""Choppity (choppity.com): server-side drafts, signed webhooks, 60 requests per minute."""

@@ -1,1 +1,0 @@
-"""Pure parsing and authentication of inbound webhooks (Choppity, Reap); no I/O happens here."""
