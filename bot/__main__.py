@@ -66,7 +66,7 @@ def run(settings: Settings) -> None:
     else:
         log.info("Slack: HTTP mode, requests at POST /slack/events")
     log.info("Greenlight listening on %s:%s (providers: %s)", settings.host, settings.port,
-             ", ".join(sorted(runtime.services.posts.providers)) or "none")
+             ", ".join(sorted(runtime.services.providers)) or "none")
     config = uvicorn.Config(runtime.asgi, host=settings.host, port=settings.port, log_config=None,
                             access_log=False, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)

@@ -1,7 +1,7 @@
-"""Wiring: build every component from Settings. Nothing connects at import time.
+"""The composition root: every component built from Settings. Nothing connects at import time.
 
-`create_runtime(settings)` returns a `Runtime` holding the Bolt app, the ASGI app, the job workers
-and the background loops; `Runtime.start()` starts the threads, `Runtime.stop()` stops them.
+`create_runtime(settings)` returns a `Runtime` holding the services, the Bolt app and the ASGI app;
+`Runtime.start()` starts the job workers and the background loops, `Runtime.stop()` stops them.
 """
 
 from __future__ import annotations
@@ -12,62 +12,42 @@ import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
-from slack_sdk.models.views import View
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import failpoints
 from bot.config import Settings
 from bot.db import make_engine, migrate
-from bot.health import Health
 from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
-from bot.models import Post
+from bot.models import utcnow
 from bot.providers.budget import RateBudget
-from bot.providers.choppity.client import ChoppityClient
+from bot.providers.registry import Providers, build_providers
 from bot.security import register_secrets
-from bot.server import inbound_policy
+from bot.server import build_asgi, inbound_policy
 from bot.services.access import Approvers
+from bot.services.actions import ActionRunner
+from bot.services.container import SERVICES_KEY, Services
 from bot.services.delivery import SlackDelivery
-from bot.services.events import EventService, Reconciler
+from bot.services.health import Health
 from bot.services.identity import SlackIdentity
+from bot.services.intake import IntakeService
+from bot.services.outcomes import OutcomeService, Reconciler
 from bot.services.overview import Overview
-from bot.services.posts import PostProvider, PostService
+from bot.services.reminders import Reminders
+from bot.services.review import Review
 
 log = logging.getLogger(__name__)
 
-
-class ReapImporter(Protocol):
-    """What the slash command needs from the Reap service."""
-
-    def import_project(self, project_id: str, *, actor: str | None = None) -> str: ...
-
-
-@dataclass
-class Services:
-    """Everything listeners and HTTP routes call into."""
-
-    settings: Settings
-    engine: Engine
-    slack: WebClient
-    identity: SlackIdentity
-    posts: PostService
-    events: EventService
-    overview: Overview
-    runner: JobRunner
-    reap: ReapImporter | None = None
-    # Provider-specific edit modals (provider -> builder taking the Post row); default: Choppity's.
-    edit_modals: dict[str, Callable[[Post], View]] = field(default_factory=dict)
-    # Extra listener registrations contributed by optional providers.
-    registrars: list[Callable[[App], None]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -77,44 +57,36 @@ class Runtime:
     settings: Settings
     services: Services
     bolt: App
-    reconciler: Reconciler
-    health: Health
-    background: list[Any] = field(default_factory=list)
     _started: bool = False
 
     @property
     def asgi(self) -> Any:
-        """The Starlette app serving /slack/events, webhooks and /healthz."""
-        from bot.server import build_asgi
-
-        return build_asgi(self)
+        """The Starlette app serving /slack/events, the providers' webhooks and the health routes."""
+        return build_asgi(self.settings, self.services, self.bolt)
 
     def start(self) -> None:
         """Start job workers and background loops."""
         if self._started:
             return
         self._started = True
-        self.services.identity.warm()
-        self.health.start()
-        self.services.runner.start()
-        self.reconciler.start()
-        for loop in self.background:
-            loop.start()
+        services = self.services
+        services.identity.warm()
+        services.health.start()
+        services.runner.start()
+        services.reconciler.start()
+        services.reminders.start()
 
     def stop(self) -> None:
         """Stop background threads and close HTTP clients."""
         if not self._started:
             return
         self._started = False
-        self.health.stop()
-        self.services.runner.stop()
-        self.reconciler.stop()
-        for loop in self.background:
-            loop.stop()
-        for provider in self.services.posts.providers.values():
-            close = getattr(provider, "close", None)
-            if close:
-                close()
+        services = self.services
+        services.health.stop()
+        services.runner.stop()
+        services.reconciler.stop()
+        services.reminders.stop()
+        services.providers.close()
 
 
 def make_slack_client(
@@ -133,78 +105,58 @@ def make_slack_client(
     )
 
 
-def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
-    """Build a Greenlight process from settings (migrating the database if configured)."""
+def create_runtime(settings: Settings, *, engine: Engine | None = None, clock: Clock = utcnow) -> Runtime:
+    """Build a Greenlight process from settings (migrating the database if configured).
+
+    `clock` is what time it is for due dates, schedules and ages (tests move it forward).
+    """
     register_secrets(settings.secrets())
     engine = engine or make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)
-
-    slack = make_slack_client(settings)
-    providers: dict[str, PostProvider] = {}
-    if settings.choppity_api_key:
-        budget = RateBudget(settings.choppity_requests_per_minute, key="choppity")
-        providers["choppity"] = ChoppityClient.build(
-            base_url=settings.choppity_api_url,
-            api_key=settings.choppity_api_key,
-            budget=budget,
-            timeout=settings.http_timeout_seconds,
-        )
-
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     failpoints.configure(settings.failpoints)
-    runner = JobRunner(
-        engine,
-        {},
-        threads=settings.worker_threads,
-        poll_seconds=settings.worker_poll_seconds,
-        lease_seconds=settings.job_lease_seconds,
-    )
+    services = build_services(settings, engine, clock=clock)
+    return Runtime(settings=settings, services=services, bolt=create_bolt_app(settings, services))
+
+
+def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow) -> Services:
+    """Every service, wired; nothing started."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    slack = make_slack_client(settings)
+    providers: Providers = build_providers(settings, lambda key, per_minute: RateBudget(per_minute, key=key))
+    runner = JobRunner(engine, {}, threads=settings.worker_threads, poll_seconds=settings.worker_poll_seconds,
+                       lease_seconds=settings.job_lease_seconds, clock=clock)
+    wake = runner.wake
     # Group lookups run before a click is acknowledged: keep them well inside Slack's 3 s.
     approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2))
-    posts = PostService(engine, settings, providers, approvers, wake=runner.wake)
-    events = EventService(engine, posts, wake=runner.wake)
     identity = SlackIdentity(slack, settings.slack_bot_token)
+    intake = IntakeService(engine, settings, providers, wake=wake)
+    actions = ActionRunner(engine, settings, providers, wake=wake, clock=clock)
+    outcomes = OutcomeService(engine, providers, intake, wake=wake, clock=clock)
     delivery = SlackDelivery(
         engine,
         # No automatic retry of a reset connection: a chat.postMessage may have been stored, and
         # only the delivery protocol (look in the history first) may decide to post again.
         make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
-        settings,
-        identity,
-        cancellable=lambda name: posts.providers[name].cancellable if name in posts.providers else frozenset(),
-        settle_seconds=1.5 * settings.slack_timeout_seconds,
+        settings, identity, providers, settle_seconds=1.5 * settings.slack_timeout_seconds,
     )
-    overview = Overview(engine, settings, identity)
-    runner.handlers.update(delivery.handlers())
-    runner.handlers.update(posts.handlers())
-    runner.handlers.update(events.handlers())
-    runner.on_give_up = posts.give_up
-    services = Services(
-        settings=settings, engine=engine, slack=slack, identity=identity, posts=posts, events=events,
-        overview=overview, runner=runner,
+    for handlers in (delivery.handlers(), actions.handlers(), intake.handlers(), outcomes.handlers()):
+        runner.handlers.update(handlers)
+    runner.on_give_up = actions.give_up
+    return Services(
+        settings=settings, engine=engine, slack=slack, identity=identity, providers=providers,
+        review=Review(engine, settings, providers, approvers, wake=wake), actions=actions, intake=intake,
+        outcomes=outcomes, delivery=delivery, overview=Overview(engine, settings, identity), runner=runner,
+        reconciler=Reconciler(engine, settings, wake=wake, holder=holder, clock=clock),
+        reminders=Reminders(engine, settings, approvers, wake=wake, holder=holder, clock=clock),
+        health=Health(engine, identity),
+        clock=clock,
     )
-    services.extra["delivery"] = delivery
-
-    background: list[Any] = []
-    from bot.services.reminders import Reminders
-
-    background.append(Reminders(engine, settings, approvers, wake=runner.wake, holder=holder))
-    if settings.reap_api_key:
-        from bot.services.reap import install_reap
-
-        # Registers the Reap provider, its job handlers, edit modal, listeners and webhook route.
-        background.extend(install_reap(services, holder=holder))
-
-    health = Health(engine, identity)
-    bolt = create_bolt_app(settings, services, health)
-    reconciler = Reconciler(engine, settings, wake=runner.wake, holder=holder)
-    return Runtime(settings=settings, services=services, bolt=bolt, reconciler=reconciler, health=health,
-                   background=background)
 
 
-def create_bolt_app(settings: Settings, services: Services, health: Health) -> App:
-    """The Bolt app with every listener registered."""
+def create_bolt_app(settings: Settings, services: Services) -> App:
+    """The Bolt app with every listener registered; listeners get the services from the context."""
+
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         # A plain function: Bolt injects arguments by name and would trip over a bound method's self.
         return services.identity.authorize(enterprise_id, team_id)
@@ -224,8 +176,15 @@ def create_bolt_app(settings: Settings, services: Services, health: Health) -> A
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
         raise_error_for_unhandled_request=False,
     )
-    guard.install(app, policy=inbound_policy(settings.slack_api_url), health=health)
-    register_listeners(app, services)
+
+    @app.middleware
+    def provide_services(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        # Dependencies reach listeners through the request context, as Bolt intends.
+        context[SERVICES_KEY] = services
+        return next()
+
+    guard.install(app, policy=inbound_policy(settings.slack_api_url), health=services.health)
+    register_listeners(app)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], context: BoltContext) -> BoltResponse | None:
@@ -239,4 +198,3 @@ def create_bolt_app(settings: Settings, services: Services, health: Health) -> A
         return None
 
     return app
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CHOPPITY_API_URL = "https://api2.choppity.com"
@@ -97,151 +98,187 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; raise ConfigError listing every problem."""
-        problems: list[str] = []
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
-
-        def required(name: str, hint: str) -> str:
-            value = get(name)
-            if value is None:
-                problems.append(f"{name} is missing ({hint})")
-                return ""
-            return value
-
-        def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name} must be a whole number, got {raw!r}")
-                return default
-            if value < minimum or (maximum is not None and value > maximum):
-                bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-                problems.append(f"{name} must be {bound}, got {value}")
-                return default
-            return value
-
-        def number(name: str, default: float, minimum: float = 0.0) -> float:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
-                return default
-            if value < minimum:
-                problems.append(f"{name} must be >= {minimum}, got {value}")
-                return default
-            return value
-
-        def boolean(name: str, default: bool) -> bool:
-            raw = get(name)
-            if raw is None:
-                return default
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            problems.append(f"{name} must be true or false, got {raw!r}")
-            return default
-
-        def csv(name: str) -> tuple[str, ...]:
-            raw = get(name)
-            if raw is None:
-                return ()
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-        def url(name: str, default: str) -> str:
-            value = get(name) or default
-            if not re.match(r"^https?://[^\s/]+", value):
-                problems.append(f"{name} must be an http(s) URL, got {value!r}")
-            return value
-
-        bot_token = required("SLACK_BOT_TOKEN", "the xoxb- bot token from OAuth & Permissions")
-        if bot_token and not bot_token.startswith("xoxb-"):
-            problems.append("SLACK_BOT_TOKEN must start with xoxb-")
-        signing_secret = required("SLACK_SIGNING_SECRET", "from Basic Information > App Credentials")
-        channel = required("SLACK_CHANNEL_ID", "the id (C…) of the review channel")
-        if channel and not re.fullmatch(r"[CG][A-Z0-9]{2,}", channel):
-            problems.append(f"SLACK_CHANNEL_ID must be a channel id like C0123ABCD, got {channel!r}")
-        app_token = get("SLACK_APP_TOKEN")
-        if app_token and not app_token.startswith("xapp-"):
-            problems.append("SLACK_APP_TOKEN must start with xapp- (or be unset for HTTP mode)")
-
-        choppity_key = get("CHOPPITY_API_KEY")
-        reap_key = get("REAP_API_KEY")
-        if not choppity_key and not reap_key:
-            problems.append("CHOPPITY_API_KEY or REAP_API_KEY is missing (set at least one provider)")
-        webhook_secrets = csv("CHOPPITY_WEBHOOK_SECRET")
-        if choppity_key and not webhook_secrets:
-            problems.append(
-                "CHOPPITY_WEBHOOK_SECRET is missing (shown once when you create the webhook in "
-                "Choppity; several comma-separated secrets are accepted during rotation)"
-            )
-        reap_token = get("REAP_WEBHOOK_TOKEN")
-        if reap_token is not None and len(reap_token) < 16:
-            problems.append("REAP_WEBHOOK_TOKEN must be at least 16 characters (it guards an unsigned webhook)")
-
-        approvers = csv("APPROVERS")
-        for approver in approvers:
-            if not re.fullmatch(r"[USW][A-Z0-9_]{2,}", approver):
-                problems.append(f"APPROVERS entries must be user ids (U…) or user-group ids (S…), got {approver!r}")
-
-        log_level = (get("LOG_LEVEL") or "INFO").upper()
-        if log_level not in _LOG_LEVELS:
-            problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
-
-        database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        if database_url.startswith("postgres://"):
-            database_url = "postgresql://" + database_url[len("postgres://") :]
-        if database_url.startswith("postgresql://"):
-            # psycopg 3 is the driver we ship.
-            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
-        if not database_url.startswith(("sqlite", "postgresql")):
-            problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
-
+        read = _EnvReader(env)
         settings = cls(
-            slack_bot_token=bot_token,
-            slack_signing_secret=signing_secret,
-            slack_channel_id=channel,
-            slack_app_token=app_token,
-            slack_api_url=url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
-            choppity_api_key=choppity_key,
-            choppity_api_url=url("CHOPPITY_API_URL", DEFAULT_CHOPPITY_API_URL).rstrip("/"),
-            choppity_webhook_secrets=webhook_secrets,
-            reap_api_key=reap_key,
-            reap_api_url=url("REAP_API_URL", DEFAULT_REAP_API_URL).rstrip("/"),
-            reap_webhook_token=reap_token,
-            reap_integrations=csv("REAP_INTEGRATIONS"),
-            database_url=database_url,
-            host=get("HOST") or "0.0.0.0",
-            port=integer("PORT", 3000, 0, 65535),
-            log_level=log_level,
-            approvers=approvers,
-            required_approvals=integer("REQUIRED_APPROVALS", 1, 1, 10),
-            allow_self_approval=boolean("ALLOW_SELF_APPROVAL", False),
-            editors_can_edit=boolean("EDITORS_CAN_EDIT", True),
-            remind_after_hours=number("REMIND_AFTER_HOURS", 24.0),
-            reconcile_interval_seconds=number("RECONCILE_INTERVAL_SECONDS", 60.0, 0.05),
-            choppity_requests_per_minute=integer("CHOPPITY_REQUESTS_PER_MINUTE", 60, 1, 600),
-            reap_requests_per_minute=integer("REAP_REQUESTS_PER_MINUTE", 10, 1, 600),
-            worker_threads=integer("WORKER_THREADS", 4, 1, 64),
-            worker_poll_seconds=number("WORKER_POLL_SECONDS", 0.5, 0.01),
-            auto_migrate=boolean("AUTO_MIGRATE", True),
-            http_timeout_seconds=number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
-            slack_timeout_seconds=number("SLACK_TIMEOUT_SECONDS", 10.0, 0.2),
-            job_lease_seconds=number("JOB_LEASE_SECONDS", 60.0, 1.0),
-            failpoints=csv("GREENLIGHT_FAILPOINTS"),
+            **_slack_settings(read),
+            **_provider_settings(read),
+            database_url=_database_url(read),
+            host=read.get("HOST") or "0.0.0.0",
+            port=read.integer("PORT", 3000, 0, 65535),
+            log_level=_log_level(read),
+            approvers=_approvers(read),
+            required_approvals=read.integer("REQUIRED_APPROVALS", 1, 1, 10),
+            allow_self_approval=read.boolean("ALLOW_SELF_APPROVAL", False),
+            editors_can_edit=read.boolean("EDITORS_CAN_EDIT", True),
+            remind_after_hours=read.number("REMIND_AFTER_HOURS", 24.0),
+            reconcile_interval_seconds=read.number("RECONCILE_INTERVAL_SECONDS", 60.0, 0.05),
+            worker_threads=read.integer("WORKER_THREADS", 4, 1, 64),
+            worker_poll_seconds=read.number("WORKER_POLL_SECONDS", 0.5, 0.01),
+            auto_migrate=read.boolean("AUTO_MIGRATE", True),
+            http_timeout_seconds=read.number("HTTP_TIMEOUT_SECONDS", 10.0, 0.1),
+            slack_timeout_seconds=read.number("SLACK_TIMEOUT_SECONDS", 10.0, 0.2),
+            job_lease_seconds=read.number("JOB_LEASE_SECONDS", 60.0, 1.0),
+            failpoints=read.csv("GREENLIGHT_FAILPOINTS"),
         )
-        if problems:
-            raise ConfigError(problems)
+        if read.problems:
+            raise ConfigError(read.problems)
         return settings
+
+
+class _EnvReader:
+    """Typed reads from an environment mapping, collecting every problem instead of stopping at one."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        """The trimmed value, or None when unset or blank."""
+        value = self.env.get(name)
+        if value is None:
+            return None
+        return value.strip() or None
+
+    def required(self, name: str, hint: str) -> str:
+        """A value that must be set; records a problem (with where to find it) when it is not."""
+        value = self.get(name)
+        if value is None:
+            self.problems.append(f"{name} is missing ({hint})")
+            return ""
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        """A whole number within bounds."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, got {raw!r}")
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            self.problems.append(f"{name} must be {bound}, got {value}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        """A number at least `minimum`."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, got {raw!r}")
+            return default
+        if not value >= minimum:  # also refuses nan
+            self.problems.append(f"{name} must be >= {minimum}, got {value}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        """true/false, yes/no, on/off or 1/0."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        """Comma-separated values, blanks dropped."""
+        raw = self.get(name)
+        if raw is None:
+            return ()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def url(self, name: str, default: str) -> str:
+        """An http(s) URL."""
+        value = self.get(name) or default
+        if not re.match(r"^https?://[^\s/]+", value):
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+        return value
+
+
+def _slack_settings(read: _EnvReader) -> dict[str, Any]:
+    bot_token = read.required("SLACK_BOT_TOKEN", "the xoxb- bot token from OAuth & Permissions")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        read.problems.append("SLACK_BOT_TOKEN must start with xoxb-")
+    signing_secret = read.required("SLACK_SIGNING_SECRET", "from Basic Information > App Credentials")
+    channel = read.required("SLACK_CHANNEL_ID", "the id (C…) of the review channel")
+    if channel and not re.fullmatch(r"[CG][A-Z0-9]{2,}", channel):
+        read.problems.append(f"SLACK_CHANNEL_ID must be a channel id like C0123ABCD, got {channel!r}")
+    app_token = read.get("SLACK_APP_TOKEN")
+    if app_token and not app_token.startswith("xapp-"):
+        read.problems.append("SLACK_APP_TOKEN must start with xapp- (or be unset for HTTP mode)")
+    return {
+        "slack_bot_token": bot_token,
+        "slack_signing_secret": signing_secret,
+        "slack_channel_id": channel,
+        "slack_app_token": app_token,
+        "slack_api_url": read.url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+    }
+
+
+def _provider_settings(read: _EnvReader) -> dict[str, Any]:
+    choppity_key = read.get("CHOPPITY_API_KEY")
+    reap_key = read.get("REAP_API_KEY")
+    if not choppity_key and not reap_key:
+        read.problems.append("CHOPPITY_API_KEY or REAP_API_KEY is missing (set at least one provider)")
+    webhook_secrets = read.csv("CHOPPITY_WEBHOOK_SECRET")
+    if choppity_key and not webhook_secrets:
+        read.problems.append(
+            "CHOPPITY_WEBHOOK_SECRET is missing (shown once when you create the webhook in "
+            "Choppity; several comma-separated secrets are accepted during rotation)"
+        )
+    reap_token = read.get("REAP_WEBHOOK_TOKEN")
+    if reap_token is not None and len(reap_token) < 16:
+        read.problems.append(
+            "REAP_WEBHOOK_TOKEN must be at least 16 characters (it guards an unsigned webhook)"
+        )
+    return {
+        "choppity_api_key": choppity_key,
+        "choppity_api_url": read.url("CHOPPITY_API_URL", DEFAULT_CHOPPITY_API_URL).rstrip("/"),
+        "choppity_webhook_secrets": webhook_secrets,
+        "choppity_requests_per_minute": read.integer("CHOPPITY_REQUESTS_PER_MINUTE", 60, 1, 600),
+        "reap_api_key": reap_key,
+        "reap_api_url": read.url("REAP_API_URL", DEFAULT_REAP_API_URL).rstrip("/"),
+        "reap_webhook_token": reap_token,
+        "reap_integrations": read.csv("REAP_INTEGRATIONS"),
+        "reap_requests_per_minute": read.integer("REAP_REQUESTS_PER_MINUTE", 10, 1, 600),
+    }
+
+
+def _approvers(read: _EnvReader) -> tuple[str, ...]:
+    approvers = read.csv("APPROVERS")
+    for approver in approvers:
+        if not re.fullmatch(r"[USW][A-Z0-9_]{2,}", approver):
+            read.problems.append(
+                f"APPROVERS entries must be user ids (U…) or user-group ids (S…), got {approver!r}"
+            )
+    return approvers
+
+
+def _log_level(read: _EnvReader) -> str:
+    log_level = (read.get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        read.problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+    return log_level
+
+
+def _database_url(read: _EnvReader) -> str:
+    database_url = read.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    if not database_url.startswith(("sqlite", "postgresql")):
+        read.problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    return database_url

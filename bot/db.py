@@ -103,9 +103,9 @@ def ping(engine: Engine) -> bool:
 # -- posts --------------------------------------------------------------------------------------
 
 
-def get_post(session: Session, post_id: int) -> Post | None:
-    """A post by Greenlight's id."""
-    return session.get(Post, post_id)
+def get_post(session: Session, post_id: int | None) -> Post | None:
+    """A post by Greenlight's id (None for no id)."""
+    return session.get(Post, post_id) if post_id is not None else None
 
 
 def find_post(session: Session, *, provider: str, external_id: str) -> Post | None:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, update
@@ -97,6 +97,7 @@ class JobRunner:
         poll_seconds: float = 0.5,
         lease_seconds: float = 60.0,
         max_attempts: int = 8,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.handlers = handlers
@@ -104,6 +105,8 @@ class JobRunner:
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        # What time it is for due dates (tests move it forward instead of rewriting rows).
+        self.clock = clock
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
         self._wake = threading.Event()
@@ -144,7 +147,7 @@ class JobRunner:
             result = session.execute(
                 update(Job)
                 .where(col(Job.id).in_(running), col(Job.locked_by) == self.worker_id, col(Job.status) == "running")
-                .values(locked_until=utcnow() + timedelta(seconds=self.lease_seconds))
+                .values(locked_until=self.clock() + timedelta(seconds=self.lease_seconds))
                 .execution_options(synchronize_session=False)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -186,11 +189,11 @@ class JobRunner:
             return self.poll_seconds
         if next_run is None:
             return self.poll_seconds
-        return min(self.poll_seconds, max(0.005, (next_run - utcnow()).total_seconds()))
+        return min(self.poll_seconds, max(0.005, (next_run - self.clock()).total_seconds()))
 
     def claim(self) -> Job | None:
         """Claim one due job (lease it to this worker), or None."""
-        now = utcnow()
+        now = self.clock()
         with session_scope(self.engine) as session:
             candidates = list(
                 session.exec(
@@ -275,7 +278,7 @@ class JobRunner:
             self.stats.done += 1
 
     def _finish(self, job: Job, *, status: str, delay: float = 0.0, error: str | None = None) -> None:
-        now = utcnow()
+        now = self.clock()
         values: dict[str, Any] = {"status": status, "locked_by": None, "locked_until": None}
         if status == "pending":
             values["run_at"] = now + timedelta(seconds=delay)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,13 +23,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.providers.choppity.webhook import SIGNATURE_HEADER, WebhookRejected, parse_event, verify_signature
-from bot.providers.reap.webhook import token_matches
+from bot.config import DEFAULT_SLACK_API_URL, Settings
+from bot.providers.base import Provider, WebhookRejected
 from bot.security import verify_slack_request
+from bot.services.container import Services
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundPolicy, InboundRejected, parse_slack_body
-
-if TYPE_CHECKING:
-    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def build_asgi(runtime: Runtime) -> Starlette:
-    """The ASGI app for this runtime."""
-    settings = runtime.settings
-    services = runtime.services
+def build_asgi(settings: Settings, services: Services, bolt: App) -> Starlette:
+    """The ASGI app: Slack's route, one webhook route per provider that has one, and health."""
     policy = inbound_policy(settings.slack_api_url)
 
     async def slack_events(request: Request) -> Response:
@@ -104,90 +102,81 @@ def build_asgi(runtime: Runtime) -> Starlette:
             headers={k: v for k, v in request.headers.items()},
             context={INBOUND_CONTEXT_KEY: inbound.payload},
         )
-        bolt_response = await run_in_threadpool(runtime.bolt.dispatch, bolt_request)
+        bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(
             status_code=bolt_response.status,
             content=bolt_response.body,
             headers={k: v for k, v in bolt_response.first_headers_without_set_cookie().items() if k.lower() != "content-length"},
         )
 
-    def cannot_store() -> Response | None:
-        # The sender retries a 503; waiting on a broken database would only make it time out.
-        if runtime.health.database_ok():
-            return None
-        return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "30"})
-
-    async def choppity_webhook(request: Request) -> Response:
-        if "choppity" not in services.posts.providers:
-            return JSONResponse({"error": "choppity is not configured"}, status_code=404)
-        try:
-            body = await read_body(request)
-        except BodyRejected as rejected:
-            return rejected.response()
-        if (unavailable := cannot_store()) is not None:
-            return unavailable
-        try:
-            verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.choppity_webhook_secrets, time.time())
-            event = parse_event(body)
-        except WebhookRejected as rejected:
-            log.info("rejected a Choppity webhook: %s", rejected.reason)
-            return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
-        try:
-            new = await run_in_threadpool(services.events.ingest_choppity, event)
-        except Exception:  # noqa: BLE001 - a 503 makes Choppity retry later; nothing is lost
-            log.exception("could not store Choppity event %s", event.id)
-            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
-        return JSONResponse({"ok": True, "duplicate": not new})
-
-    async def reap_webhook(request: Request) -> Response:
-        handler = services.extra.get("reap_webhook")
-        token = request.path_params.get("token", "")
-        # The token is in the path: check it before reading a byte of the body.
-        if handler is None or not token_matches(token, settings.reap_webhook_token):
-            return Response(status_code=404)
-        try:
-            body = await read_body(request)
-        except BodyRejected as rejected:
-            return rejected.response()
-        if (unavailable := cannot_store()) is not None:
-            return unavailable
-        status: int = await run_in_threadpool(handler, token, body)
-        # Reap counts anything but "200 with an empty body" as a failed delivery.
-        return Response(status_code=status, content=b"")
+    async def readyz(_request: Request) -> Response:
+        report = await run_in_threadpool(services.health.report)
+        body = {
+            "status": "ok" if report.ready else "unavailable",
+            **report.checks,
+            "problems": list(report.problems),
+            "slack_mode": "socket" if settings.socket_mode else "http",
+            "providers": sorted(services.providers),
+        }
+        return JSONResponse(body, status_code=200 if report.ready else 503)
 
     async def livez(_request: Request) -> Response:
         # Liveness: the process and its event loop answer. Nothing external is checked, so a
         # database outage makes the instance unready, not restarted.
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_request: Request) -> Response:
-        report = await run_in_threadpool(runtime.health.report)
-        body = {
-            "status": "ok" if report.ready else "unavailable",
-            **report.checks,
-            "problems": list(report.problems),
-            "slack_mode": "socket" if settings.socket_mode else "http",
-            "providers": sorted(services.posts.providers),
-        }
-        return JSONResponse(body, status_code=200 if report.ready else 503)
+    routes = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        # The readiness route under the name earlier releases documented.
+        Route("/healthz", readyz, methods=["GET"]),
+    ]
+    for provider in services.providers.values():
+        if provider.webhook_route is not None:
+            routes.append(Route(provider.webhook_route.path, webhook_endpoint(provider, services), methods=["POST"]))
+    return Starlette(routes=routes)
 
-    return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/webhooks/choppity", choppity_webhook, methods=["POST"]),
-            Route("/webhooks/reap/{token}", reap_webhook, methods=["POST"]),
-            Route("/livez", livez, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            # The readiness route under the name earlier releases documented.
-            Route("/healthz", readyz, methods=["GET"]),
-        ]
-    )
+
+def webhook_endpoint(provider: Provider, services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """The route of one provider's webhook: authorize, read (bounded), verify, record, answer."""
+    route = provider.webhook_route
+    assert route is not None
+
+    def answer(status: int, payload: dict[str, Any]) -> Response:
+        if route.empty_reply:
+            # Some senders count anything but "200 with an empty body" as a failed delivery.
+            return Response(status_code=status, content=b"")
+        return JSONResponse(payload, status_code=status)
+
+    async def endpoint(request: Request) -> Response:
+        # A token in the path is checked before a byte of the body is read.
+        if not provider.webhook_authorized(request.path_params):
+            return Response(status_code=404)
+        try:
+            body = await read_body(request)
+        except BodyRejected as rejected:
+            return rejected.response()
+        if not services.health.database_ok():
+            # The sender retries a 503; waiting on a broken database would only make it time out.
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "30"})
+        try:
+            events = provider.parse_webhook(body, request.headers, time.time())
+        except WebhookRejected as rejected:
+            log.info("rejected a %s webhook: %s", provider.title, rejected.reason)
+            return answer(rejected.status, {"error": rejected.reason})
+        try:
+            new = await run_in_threadpool(services.outcomes.ingest, provider.slug, events)
+        except Exception:  # noqa: BLE001 - a 503 makes the sender retry later; nothing is lost
+            log.exception("could not store a %s webhook", provider.title)
+            return answer(503, {"error": "temporarily unavailable"})
+        return answer(200, {"ok": True, "duplicate": bool(events) and new == 0})
+
+    return endpoint
 
 
 def inbound_policy(slack_api_url: str) -> InboundPolicy:
     """Which response_url origins Bolt may post to: Slack's, plus a configured (fake) Slack API host."""
-    from bot.config import DEFAULT_SLACK_API_URL
-
     if slack_api_url == DEFAULT_SLACK_API_URL:
         return InboundPolicy()
     return InboundPolicy.with_origins(slack_api_url)

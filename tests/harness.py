@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -64,9 +65,11 @@ def base_env(slack: FakeSlack, choppity: FakeChoppity | None, database_url: str,
 class Greenlight:
     """One running Greenlight process (in this test process) serving on a loopback port."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, clock: Callable[[], datetime] | None = None) -> None:
         self.env = env
         self.settings = Settings.from_env(env)
+        # What time it is for the app's due dates and schedules (tests move it instead of rows).
+        self.clock = clock
         self.runtime: Runtime | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -74,7 +77,7 @@ class Greenlight:
 
     def start(self, *, workers: bool = True) -> Greenlight:
         """Build the runtime from settings and serve it."""
-        self.runtime = create_runtime(self.settings)
+        self.runtime = create_runtime(self.settings, clock=self.clock) if self.clock else create_runtime(self.settings)
         if workers:
             self.runtime.start()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

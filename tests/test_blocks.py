@@ -15,16 +15,17 @@ from bot.domain import (
     Activity,
     ActivityKind,
     Card,
+    CardDetails,
+    DetailLine,
     PendingAction,
     Platform,
     PostContent,
     PostStatus,
-    Provider,
     TikTokSettings,
     YouTubeSettings,
 )
+from bot.providers.choppity.provider import TIKTOK_TOGGLE_WORDS, details
 from bot.slack.blocks import (
-    TIKTOK_TOGGLE_WORDS,
     card_message,
     split_caption,
 )
@@ -39,7 +40,8 @@ WHEN = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
 def make_card(**overrides: Any) -> Card:
     base = Card(
         post_id=42,
-        provider=Provider.CHOPPITY,
+        provider="choppity",
+        provider_title="Choppity",
         external_id="post_9",
         clip_id="abc",
         platform=Platform.YOUTUBE,
@@ -51,7 +53,10 @@ def make_card(**overrides: Any) -> Card:
         ),
         can_cancel=True,
     )
-    return replace(base, **overrides)
+    card = replace(base, **overrides)
+    if "details" not in overrides and card.provider == "choppity":
+        card = replace(card, details=details(card.platform, card.content))  # what the provider adds
+    return card
 
 
 def render(card: Card) -> tuple[str, list[dict[str, Any]]]:
@@ -303,9 +308,8 @@ def test_tiktok_toggle_words_cover_every_toggle() -> None:
 
 def test_ids_targets_and_notes_in_context() -> None:
     card = make_card(
-        provider=Provider.REAP,
-        targets=("YouTube · My Channel",),
-        notes=("Reap: <auto> caption",),
+        provider="reap", provider_title="Reap",
+        details=CardDetails(targets=("YouTube · My Channel",), lines=(DetailLine(("Reap: <auto> caption",)),)),
     )
     _, blocks = render(card)
     contexts = "\n".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"])
@@ -326,19 +330,18 @@ def test_every_state_and_platform_validates(status: PostStatus, platform: Platfo
 
 
 def test_reap_post_handed_off_offers_no_cancel_but_a_greenlight_held_schedule_does() -> None:
-    from bot.domain import Provider
-
     def ids(card: Card) -> list[str]:
         _, blocks = card_message(card)
         return [e["action_id"] for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]]
 
-    handed_off = make_card(provider=Provider.REAP, status=PostStatus.QUEUED, targets=("YouTube · My Channel",),
+    one = CardDetails(targets=("YouTube · My Channel",))
+    handed_off = make_card(provider="reap", provider_title="Reap", status=PostStatus.QUEUED, details=one,
                            can_cancel=False)
-    held = make_card(provider=Provider.REAP, status=PostStatus.SCHEDULED, targets=("YouTube · My Channel",),
-                     can_cancel=True)
+    held = make_card(provider="reap", provider_title="Reap", status=PostStatus.SCHEDULED, details=one, can_cancel=True)
     assert ids(handed_off) == []
     assert ids(held) == [ActionId.CANCEL]
-    _, blocks = card_message(make_card(provider=Provider.REAP, targets=("YouTube · My Channel", "TikTok · @me")))
+    _, blocks = card_message(make_card(provider="reap", provider_title="Reap",
+                                       details=CardDetails(targets=("YouTube · My Channel", "TikTok · @me"))))
     publish = next(e for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]
                    if e["action_id"] == ActionId.PUBLISH)
     assert "YouTube · My Channel, TikTok · @me" in publish["confirm"]["text"]["text"]

@@ -545,7 +545,7 @@ def test_errors_and_failed_webhook_outcomes_are_recorded_and_replied(
     def boom(*args: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.services.posts, "_call", boom)
+    monkeypatch.setattr(app.services.actions, "_call", boom)
     monkeypatch.setattr(app.services.runner, "max_attempts", 1)
     slack.click(ActionId.PUBLISH, other_id, user="U_BOB")
     app.settle()
@@ -722,7 +722,7 @@ def test_app_home_shows_the_four_groups_and_refreshes_when_opened(
 
 def reminders_of(app: Greenlight) -> Reminders:
     assert app.runtime is not None
-    return next(loop for loop in app.runtime.background if isinstance(loop, Reminders))
+    return app.services.reminders  # type: ignore[no-any-return]
 
 
 def backdate(app: Greenlight, post_id: int, *, hours: float, reminded_hours: float | None = None) -> None:

@@ -145,14 +145,14 @@ def test_a_stalled_job_queue_makes_it_unready(
 
     app = Greenlight(base_env(fake_slack, fake_choppity, database_url)).start(workers=False)
     try:
-        app.runtime.health.start()  # type: ignore[union-attr]
+        app.services.health.start()  # type: ignore[union-attr]
         with session_scope(app.services.engine) as session:
             enqueue(session, "sync_card", post_id=None)
         with app.services.engine.begin() as conn:
             conn.execute(Job.__table__.update().values(run_at=utcnow() - timedelta(minutes=10)))  # type: ignore[attr-defined]
         wait_unready(app, "job queue stalled")
     finally:
-        app.runtime.health.stop()  # type: ignore[union-attr]
+        app.services.health.stop()  # type: ignore[union-attr]
         app.stop()
 
 

@@ -1,13 +1,23 @@
-"""Modal submissions: valid forms per platform, and every error the user can trigger."""
+"""Modal submissions: a Choppity draft's edit form per platform (through the same path as the app:
+the modal state read into values, the provider's form validating them), and every error the user can
+trigger; the schedule time and the cancel reason."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain import Platform, PostContent, TikTokSettings, YouTubeSettings
-from bot.slack.forms import EditForm, parse_cancel_reason, parse_edit, parse_schedule
+from bot.domain import Change, Platform, PostContent, TikTokSettings, YouTubeSettings
+from bot.providers.choppity import form as choppity_form
+from bot.slack.forms import form_values, parse_cancel_reason, parse_schedule
 from bot.slack.ids import Field
+
+EditForm = Change
+
+
+def parse_edit(state: dict[str, Any], platform: Platform, old: PostContent | None = None) -> Change | dict[str, str]:
+    """What the app does with a submitted edit modal of a Choppity draft."""
+    return choppity_form.parse_edit(platform, old or PostContent(caption=""), form_values(state))
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -44,10 +54,10 @@ def errors_of(result: EditForm | dict[str, str]) -> dict[str, str]:
 def test_youtube_valid() -> None:
     form = parse_edit(youtube_state(caption="Hi <there> & 🎉\n", title="  Nice title  "), Platform.YOUTUBE)
     assert isinstance(form, EditForm)
-    assert form.caption == "Hi <there> & 🎉\n"  # kept exactly as typed
-    assert form.title == "Nice title"
-    assert form.youtube == YouTubeSettings(category_id="22")
-    assert form.tiktok is None
+    assert form.content.caption == "Hi <there> & 🎉\n"  # kept exactly as typed
+    assert form.content.title == "Nice title"
+    assert form.content.youtube == YouTubeSettings(category_id="22")
+    assert form.content.tiktok is None
 
 
 def test_youtube_caption_up_to_5000() -> None:
@@ -106,10 +116,10 @@ def test_tiktok_valid_with_toggles() -> None:
         tiktok_state(toggles=["disable_duet", "brand_content_toggle", "bogus"]), Platform.TIKTOK
     )
     assert isinstance(form, EditForm)
-    assert form.tiktok == TikTokSettings(
+    assert form.content.tiktok == TikTokSettings(
         privacy_level="SELF_ONLY", disable_duet=True, brand_content_toggle=True
     )
-    assert form.title is None and form.youtube is None
+    assert form.content.title is None and form.content.youtube is None
 
 
 def test_tiktok_counts_utf16_units() -> None:
@@ -140,18 +150,19 @@ def test_instagram_and_linkedin_limits() -> None:
     assert Field.CAPTION.value in errors_of(parse_edit(text(Field.CAPTION, "x" * 3001), Platform.LINKEDIN))
 
 
-def test_to_content_keeps_fields_the_modal_did_not_show() -> None:
+def test_the_edit_keeps_fields_the_modal_did_not_show() -> None:
     old = PostContent(caption="old", title="T", youtube=YouTubeSettings("22"), tiktok=None)
-    form = parse_edit(text(Field.CAPTION, "new"), Platform.INSTAGRAM)
+    form = parse_edit(text(Field.CAPTION, "new"), Platform.INSTAGRAM, old)
     assert isinstance(form, EditForm)
-    assert form.to_content(old) == PostContent(caption="new", title="T", youtube=YouTubeSettings("22"))
+    assert form.content == PostContent(caption="new", title="T", youtube=YouTubeSettings("22"))
+    assert form.summary == "caption (3 → 3 chars)"
 
 
-def test_to_content_applies_youtube_changes() -> None:
+def test_the_edit_applies_youtube_changes() -> None:
     old = PostContent(caption="old", title="T", youtube=YouTubeSettings("22"))
-    form = parse_edit(youtube_state(caption="new", title="T2", category="27"), Platform.YOUTUBE)
+    form = parse_edit(youtube_state(caption="new", title="T2", category="27"), Platform.YOUTUBE, old)
     assert isinstance(form, EditForm)
-    new = form.to_content(old)
+    new = form.content
     assert new == PostContent(caption="new", title="T2", youtube=YouTubeSettings("27"))
     assert new.changes_from(old) == {"caption": "new", "title": "T2", "youtube": {"category_id": "27"}}
 

@@ -22,11 +22,11 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.slack.ids import COMMAND, ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.slack.ids import COMMAND, ActionId, ViewId
 from bot.slack.inbound import (
     INBOUND_CONTEXT_KEY,
     INVALID_DATETIME,
-    MAX_POST_ID,
     UNKNOWN_POST,
     UNSTORABLE_TEXT,
     AppHomeOpened,
@@ -56,6 +56,7 @@ from bot.slack.inbound import (
     unstorable_text_errors,
     validate_payload,
 )
+from bot.slack.inbound.policy import MAX_POST_ID
 
 PAYLOADS = Path(__file__).parent / "payloads"
 FORM = "application/x-www-form-urlencoded"
@@ -140,14 +141,14 @@ def test_view_submission_with_every_element_state() -> None:
     assert payload.view.callback_id == ViewId.EDIT.value
     assert post_ref_from_metadata(payload.view.private_metadata) == 42
     values = payload.view.state.values
-    assert values[Field.CAPTION.value][Field.CAPTION.value].value == "New caption 🎉\nline two\twith tab"
-    assert values[Field.CATEGORY.value][Field.CATEGORY.value].selected_option is not None
-    assert values[Field.PRIVACY.value][Field.PRIVACY.value].selected_option is None
-    assert values[Field.WHEN.value][Field.WHEN.value].selected_date_time == 1718035200
+    assert values[FieldId.CAPTION.value][FieldId.CAPTION.value].value == "New caption 🎉\nline two\twith tab"
+    assert values[FieldId.CATEGORY.value][FieldId.CATEGORY.value].selected_option is not None
+    assert values[FieldId.PRIVACY.value][FieldId.PRIVACY.value].selected_option is None
+    assert values[FieldId.WHEN.value][FieldId.WHEN.value].selected_date_time == 1718035200
     raw_values = inbound.body["view"]["state"]["values"]
-    assert text_input(raw_values, Field.CAPTION) == "New caption 🎉\nline two\twith tab"
-    assert text_input(raw_values, Field.TITLE) is None
-    assert selected_date_time(raw_values, Field.WHEN) == 1718035200
+    assert text_input(raw_values, FieldId.CAPTION) == "New caption 🎉\nline two\twith tab"
+    assert text_input(raw_values, FieldId.TITLE) is None
+    assert selected_date_time(raw_values, FieldId.WHEN) == 1718035200
     assert unstorable_text_errors(raw_values) == {}
 
 
@@ -568,7 +569,7 @@ def test_more_reference_kinds_can_be_added() -> None:
 def submission_with_caption(caption_json: str) -> bytes:
     """A view_submission whose caption value is the given JSON string literal (escapes kept)."""
     payload = load("view_submission_edit.json")
-    payload["view"]["state"]["values"][Field.CAPTION.value][Field.CAPTION.value]["value"] = "__CAPTION__"
+    payload["view"]["state"]["values"][FieldId.CAPTION.value][FieldId.CAPTION.value]["value"] = "__CAPTION__"
     text = json.dumps(payload).replace('"__CAPTION__"', caption_json)
     return urlencode({"payload": text}).encode()
 
@@ -582,57 +583,57 @@ def test_unstorable_text_arrives_intact_and_becomes_an_inline_error(caption_json
     inbound = parse_slack_body(submission_with_caption(caption_json), FORM)  # not a 400
     values = inbound.body["view"]["state"]["values"]
     with pytest.raises(InputError) as info:
-        text_input(values, Field.CAPTION)
-    assert info.value.as_errors() == {Field.CAPTION.value: UNSTORABLE_TEXT}
-    assert unstorable_text_errors(values) == {Field.CAPTION.value: UNSTORABLE_TEXT}
+        text_input(values, FieldId.CAPTION)
+    assert info.value.as_errors() == {FieldId.CAPTION.value: UNSTORABLE_TEXT}
+    assert unstorable_text_errors(values) == {FieldId.CAPTION.value: UNSTORABLE_TEXT}
     # The typed model carries the same text, so either view of the payload can be checked.
     assert isinstance(inbound.payload, ViewSubmission)
     typed = {b: {a: v.model_dump() for a, v in e.items()} for b, e in inbound.payload.view.state.values.items()}
-    assert unstorable_text_errors(typed) == {Field.CAPTION.value: UNSTORABLE_TEXT}
+    assert unstorable_text_errors(typed) == {FieldId.CAPTION.value: UNSTORABLE_TEXT}
 
 
 @pytest.mark.parametrize("caption_json", ['"tabs\\tand\\nnewlines"', '"emoji \\ud83c\\udf89 pair"', '"del \\u007f ok"', '"é"'])
 def test_ordinary_text_passes(caption_json: str) -> None:
     values = parse_slack_body(submission_with_caption(caption_json), FORM).body["view"]["state"]["values"]
-    assert text_input(values, Field.CAPTION) == json.loads(caption_json)
+    assert text_input(values, FieldId.CAPTION) == json.loads(caption_json)
     assert unstorable_text_errors(values) == {}
 
 
 def test_text_input_tolerates_odd_shapes() -> None:
-    assert text_input({}, Field.CAPTION) is None
-    assert text_input({Field.CAPTION.value: {}}, Field.CAPTION) is None
-    assert text_input({Field.CAPTION.value: {"other_action": {"value": "x"}}}, Field.CAPTION) == "x"
-    assert text_input({Field.CAPTION.value: {"a": {"value": 5}}}, Field.CAPTION) is None
-    assert text_input({Field.CAPTION.value: "x"}, Field.CAPTION) is None
+    assert text_input({}, FieldId.CAPTION) is None
+    assert text_input({FieldId.CAPTION.value: {}}, FieldId.CAPTION) is None
+    assert text_input({FieldId.CAPTION.value: {"other_action": {"value": "x"}}}, FieldId.CAPTION) == "x"
+    assert text_input({FieldId.CAPTION.value: {"a": {"value": 5}}}, FieldId.CAPTION) is None
+    assert text_input({FieldId.CAPTION.value: "x"}, FieldId.CAPTION) is None
     assert unstorable_text_errors({"b": "x", "c": {"a": "y"}, "d": {"a": {"value": None}}}) == {}
 
 
 def when(value: object) -> dict[str, Any]:
-    return {Field.WHEN.value: {Field.WHEN.value: {"type": "datetimepicker", "selected_date_time": value}}}
+    return {FieldId.WHEN.value: {FieldId.WHEN.value: {"type": "datetimepicker", "selected_date_time": value}}}
 
 
 @pytest.mark.parametrize(("value", "expected"), [(1718035200, 1718035200), ("1718035200", 1718035200), (0, 0),
                                                   (9_999_999_999, 9_999_999_999), (None, None)])
 def test_datetime_values_in_range(value: object, expected: int | None) -> None:
-    assert selected_date_time(when(value), Field.WHEN) == expected
+    assert selected_date_time(when(value), FieldId.WHEN) == expected
 
 
 @pytest.mark.parametrize("value", [10**13, 10**29, 10**30 - 1, 10_000_000_000, -1, "-1", " 1", "1718035200\n", "1e9",
                                    "12345678901", "", 1.5, float("nan"), True, False, [1], {"a": 1}, "١٢"])
 def test_datetime_values_out_of_range_are_inline_errors(value: object) -> None:
     with pytest.raises(InputError) as info:
-        selected_date_time(when(value), Field.WHEN)
-    assert info.value.as_errors() == {Field.WHEN.value: INVALID_DATETIME}
+        selected_date_time(when(value), FieldId.WHEN)
+    assert info.value.as_errors() == {FieldId.WHEN.value: INVALID_DATETIME}
 
 
 @pytest.mark.parametrize("digits", ["10000000000000", "1" * 30])
 def test_huge_schedule_times_pass_the_boundary_and_fail_inline(digits: str) -> None:
     payload = load("view_submission_edit.json")
-    payload["view"]["state"]["values"][Field.WHEN.value][Field.WHEN.value]["selected_date_time"] = "__WHEN__"
+    payload["view"]["state"]["values"][FieldId.WHEN.value][FieldId.WHEN.value]["selected_date_time"] = "__WHEN__"
     raw = urlencode({"payload": json.dumps(payload).replace('"__WHEN__"', digits)}).encode()
     values = parse_slack_body(raw, FORM).body["view"]["state"]["values"]
     with pytest.raises(InputError):
-        selected_date_time(values, Field.WHEN)
+        selected_date_time(values, FieldId.WHEN)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -692,7 +693,7 @@ def make_bolt() -> tuple[App, dict[str, Any], threading.Event]:
     @app.view(ViewId.EDIT.value)
     def on_submit(ack: Any, view: dict[str, Any]) -> None:
         seen["view"] = view["private_metadata"]
-        ack(response_action="errors", errors={Field.CAPTION.value: "checked"})
+        ack(response_action="errors", errors={FieldId.CAPTION.value: "checked"})
 
     @app.view_closed(ViewId.LOADING.value)
     def on_closed(ack: Any) -> None:
@@ -770,11 +771,14 @@ json_scalars = (
     st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=25,
-)
+
+
+def json_containers(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Lists and objects of `children`."""
+    return st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+
+
+json_values = st.recursive(json_scalars, json_containers, max_leaves=25)
 FIELD_NAMES = st.sampled_from(["payload", "command", "ssl_check", "text", "type", "user_id", "channel_id", "team_id",
                                "trigger_id", "response_url", "enterprise_id", "token"]) | st.text(max_size=10)
 
@@ -878,9 +882,9 @@ def test_metadata_refs_are_an_int_in_range_or_invalid(value: object) -> None:
 @given(value=json_values)
 def test_datetime_is_in_range_or_an_inline_error(value: object) -> None:
     try:
-        seconds = selected_date_time(when(value), Field.WHEN)
+        seconds = selected_date_time(when(value), FieldId.WHEN)
     except InputError as error:
-        assert error.block_id == Field.WHEN.value
+        assert error.block_id == FieldId.WHEN.value
         return
     assert seconds is None or 0 <= seconds <= 9_999_999_999
 
@@ -888,10 +892,10 @@ def test_datetime_is_in_range_or_an_inline_error(value: object) -> None:
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=30))
 def test_text_input_flags_exactly_the_unstorable(text: str) -> None:
-    values = {Field.CAPTION.value: {Field.CAPTION.value: {"type": "plain_text_input", "value": text}}}
+    values = {FieldId.CAPTION.value: {FieldId.CAPTION.value: {"type": "plain_text_input", "value": text}}}
     bad = any((ord(c) < 0x20 and c not in "\t\n") or 0xD800 <= ord(c) <= 0xDFFF for c in text)
     if bad:
         with pytest.raises(InputError):
-            text_input(values, Field.CAPTION)
+            text_input(values, FieldId.CAPTION)
     else:
-        assert text_input(values, Field.CAPTION) == text
+        assert text_input(values, FieldId.CAPTION) == text

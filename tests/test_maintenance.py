@@ -20,7 +20,7 @@ def test_prune_keeps_recent_rows_and_every_audit_row(app: Greenlight, fake_chopp
         audit_before = len(session.exec(select(AuditEvent)).all())
         jobs_before = len(session.exec(select(Job)).all())
         assert jobs_before >= 2
-    reconciler = app.runtime.reconciler  # type: ignore[union-attr]
+    reconciler = app.services.reconciler  # type: ignore[union-attr]
     assert reconciler.prune() == 0  # everything is recent
     with Session(engine) as session:
         for job in session.exec(select(Job)).all():

@@ -12,8 +12,18 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.domain import Platform, PostContent, PostStatus, TikTokSettings, YouTubeSettings
-from bot.slack.home import QueueGroup, QueueItem, headline, help_blocks, home_view, queue_blocks
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.providers.choppity.form import edit_form
+from bot.slack.home import (
+    ProviderCommand,
+    QueueGroup,
+    QueueItem,
+    headline,
+    help_blocks,
+    home_view,
+    queue_blocks,
+)
+from bot.slack.ids import ActionId, ViewId
 from bot.slack.modals import (
     cancel_modal,
     edit_modal,
@@ -29,6 +39,11 @@ def as_dict(view: View) -> dict[str, Any]:
     # Round trip through slack_sdk: the output is a view Slack's own models accept.
     assert View(**d).to_dict() == d
     return d
+
+
+def choppity_edit_modal(post_id: int, platform: Platform, content: PostContent) -> View:
+    """The edit modal Slack shows for a Choppity draft."""
+    return edit_modal(post_id, edit_form(post_id, platform, content))
 
 
 def inputs(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -48,21 +63,21 @@ def test_loading_modal() -> None:
 
 def test_edit_modal_youtube() -> None:
     content = PostContent(caption="c <&> 🎉", title="My title", youtube=YouTubeSettings("22"))
-    v = as_dict(edit_modal(42, Platform.YOUTUBE, content))
+    v = as_dict(choppity_edit_modal(42, Platform.YOUTUBE, content))
     assert v["callback_id"] == ViewId.EDIT
     assert json.loads(v["private_metadata"]) == {"post_id": 42}
     assert (v["title"]["text"], v["submit"]["text"], v["close"]["text"]) == ("Edit draft", "Save", "Cancel")
     fields = inputs(v)
-    assert set(fields) == {Field.TITLE, Field.CAPTION, Field.CATEGORY}
-    caption = fields[Field.CAPTION]
+    assert set(fields) == {FieldId.TITLE, FieldId.CAPTION, FieldId.CATEGORY}
+    caption = fields[FieldId.CAPTION]
     assert caption["element"]["initial_value"] == "c <&> 🎉"
     assert caption["element"]["multiline"] is True
     # YouTube allows 5000, above Slack's 3000 cap: no max_length, forms.py checks instead.
     assert "max_length" not in caption["element"]
     assert caption["label"]["text"] == "Caption (max 5,000 characters)"
-    assert fields[Field.TITLE]["element"]["max_length"] == 100
-    assert fields[Field.TITLE]["element"]["initial_value"] == "My title"
-    category = fields[Field.CATEGORY]["element"]
+    assert fields[FieldId.TITLE]["element"]["max_length"] == 100
+    assert fields[FieldId.TITLE]["element"]["initial_value"] == "My title"
+    category = fields[FieldId.CATEGORY]["element"]
     assert category["initial_option"]["value"] == "22"
     assert category["initial_option"]["text"]["text"] == "People & Blogs"
     assert len(category["options"]) == 15
@@ -70,7 +85,7 @@ def test_edit_modal_youtube() -> None:
 
 def test_edit_modal_unknown_category_has_no_initial_option() -> None:
     content = PostContent(caption="c", title="t", youtube=YouTubeSettings("99"))
-    category = inputs(as_dict(edit_modal(1, Platform.YOUTUBE, content)))[Field.CATEGORY]
+    category = inputs(as_dict(choppity_edit_modal(1, Platform.YOUTUBE, content)))[FieldId.CATEGORY]
     assert "initial_option" not in category["element"]
     assert "99" in category["hint"]["text"]
 
@@ -79,15 +94,15 @@ def test_edit_modal_tiktok() -> None:
     settings = TikTokSettings(
         privacy_level="FOLLOWER_OF_CREATOR", disable_comment=True, brand_organic_toggle=True
     )
-    v = as_dict(edit_modal(7, Platform.TIKTOK, PostContent(caption="hi", tiktok=settings)))
+    v = as_dict(choppity_edit_modal(7, Platform.TIKTOK, PostContent(caption="hi", tiktok=settings)))
     fields = inputs(v)
-    assert set(fields) == {Field.CAPTION, Field.PRIVACY, Field.TOGGLES}
-    assert fields[Field.CAPTION]["element"]["max_length"] == 2200
-    assert fields[Field.CAPTION]["label"]["text"] == "Caption (max 2,200 characters)"
-    privacy = fields[Field.PRIVACY]["element"]
+    assert set(fields) == {FieldId.CAPTION, FieldId.PRIVACY, FieldId.TOGGLES}
+    assert fields[FieldId.CAPTION]["element"]["max_length"] == 2200
+    assert fields[FieldId.CAPTION]["label"]["text"] == "Caption (max 2,200 characters)"
+    privacy = fields[FieldId.PRIVACY]["element"]
     assert len(privacy["options"]) == 4
     assert privacy["initial_option"]["value"] == "FOLLOWER_OF_CREATOR"
-    toggles = fields[Field.TOGGLES]
+    toggles = fields[FieldId.TOGGLES]
     assert toggles["optional"] is True
     assert len(toggles["element"]["options"]) == 5
     assert [o["value"] for o in toggles["element"]["initial_options"]] == [
@@ -97,19 +112,19 @@ def test_edit_modal_tiktok() -> None:
 
 
 def test_edit_modal_tiktok_all_off_omits_initial_options() -> None:
-    v = as_dict(edit_modal(7, Platform.TIKTOK, PostContent(caption="hi", tiktok=TikTokSettings())))
-    assert "initial_options" not in inputs(v)[Field.TOGGLES]["element"]
+    v = as_dict(choppity_edit_modal(7, Platform.TIKTOK, PostContent(caption="hi", tiktok=TikTokSettings())))
+    assert "initial_options" not in inputs(v)[FieldId.TOGGLES]["element"]
 
 
 @pytest.mark.parametrize("platform", [Platform.INSTAGRAM, Platform.LINKEDIN])
 def test_edit_modal_caption_only(platform: Platform) -> None:
-    v = as_dict(edit_modal(3, platform, PostContent(caption="hello")))
-    assert set(inputs(v)) == {Field.CAPTION}
+    v = as_dict(choppity_edit_modal(3, platform, PostContent(caption="hello")))
+    assert set(inputs(v)) == {FieldId.CAPTION}
 
 
 def test_edit_modal_prefill_over_limit_drops_max_length() -> None:
-    v = as_dict(edit_modal(3, Platform.INSTAGRAM, PostContent(caption="x" * 2500)))
-    assert "max_length" not in inputs(v)[Field.CAPTION]["element"]
+    v = as_dict(choppity_edit_modal(3, Platform.INSTAGRAM, PostContent(caption="x" * 2500)))
+    assert "max_length" not in inputs(v)[FieldId.CAPTION]["element"]
 
 
 def test_schedule_modal() -> None:
@@ -118,7 +133,7 @@ def test_schedule_modal() -> None:
     assert v["callback_id"] == ViewId.SCHEDULE
     assert (v["title"]["text"], v["submit"]["text"]) == ("Schedule post", "Schedule")
     assert json.loads(v["private_metadata"]) == {"post_id": 42, "tz": "Europe/Berlin"}
-    when = inputs(v)[Field.WHEN]
+    when = inputs(v)[FieldId.WHEN]
     assert when["element"]["type"] == "datetimepicker"
     assert when["element"]["initial_date_time"] == int(initial.timestamp())
     assert when["hint"]["text"] == "Times are in your Slack time zone (CET). At least 5 minutes from now."
@@ -135,7 +150,7 @@ def test_cancel_modal() -> None:
     assert json.loads(v["private_metadata"]) == {"post_id": 42}
     assert "This cancels the *YouTube* post" in v["blocks"][0]["text"]["text"]
     assert "can't be undone" in v["blocks"][0]["text"]["text"]
-    reason = inputs(v)[Field.REASON]
+    reason = inputs(v)[FieldId.REASON]
     assert reason["optional"] is True
     assert reason["element"]["multiline"] is True
     assert reason["element"]["max_length"] == 500
@@ -252,7 +267,9 @@ def test_home_view_empty() -> None:
 
 
 def test_help_blocks() -> None:
-    text, blocks = help_blocks()
+    text, blocks = help_blocks(
+        [ProviderCommand("clip", "clip", "Choppity"), ProviderCommand("reap", "Reap project", "Reap")]
+    )
     dumped = unescape_mrkdwn(str(validate_blocks(blocks)))
     for command in ("/greenlight clip <clip_id>", "/greenlight reap <project_id>", "/greenlight queue"):
         assert command in dumped

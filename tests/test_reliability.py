@@ -242,7 +242,7 @@ def test_malformed_slack_timestamp_is_401_and_the_body_is_not_logged(
 
 
 def test_every_http_client_has_explicit_timeouts(app: Greenlight) -> None:
-    timeout = app.services.posts.providers["choppity"]._http.timeout
+    timeout = app.services.providers["choppity"].client._http.timeout
     assert isinstance(timeout, httpx.Timeout)
     for part in ("connect", "read", "write", "pool"):
         value = getattr(timeout, part)

@@ -1,34 +1,28 @@
-"""Bolt listeners: parse the payload, acknowledge, call one service. Nothing slow before `ack()`.
+"""Bolt listeners: parse the payload, ask a service once, acknowledge, hand off. Nothing slow before `ack()`.
 
-`register_listeners(app, services)` reads as the routing table of the whole Slack surface.
+`register_listeners(app)` reads as the routing table of the whole Slack surface. Listeners get the
+services from the request context (`bot.services.container.SERVICES_KEY`), never by import.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
 from bot.listeners import actions, commands, events, views
 from bot.slack.ids import COMMAND, ActionId, ViewId
 
-if TYPE_CHECKING:
-    from bot.app import Services
 
-
-def register_listeners(app: App, services: Services) -> None:
+def register_listeners(app: App) -> None:
     """Attach every listener to the app."""
-    app.action(ActionId.PUBLISH.value)(actions.publish(services))
-    app.action(ActionId.APPROVE.value)(actions.approve(services))
-    app.action(ActionId.EDIT.value)(actions.open_edit_modal(services))
-    app.action(ActionId.SCHEDULE.value)(actions.open_schedule_modal(services))
-    app.action(ActionId.CANCEL.value)(actions.open_cancel_modal(services))
+    app.action(ActionId.PUBLISH.value)(actions.publish)
+    app.action(ActionId.APPROVE.value)(actions.approve)
+    app.action(ActionId.EDIT.value)(actions.open_edit_modal)
+    app.action(ActionId.SCHEDULE.value)(actions.open_schedule_modal)
+    app.action(ActionId.CANCEL.value)(actions.open_cancel_modal)
     app.action(ActionId.OPEN_CARD.value)(actions.acknowledge_link)
-    app.view(ViewId.EDIT.value)(views.save_edit(services))
-    app.view(ViewId.SCHEDULE.value)(views.save_schedule(services))
-    app.view(ViewId.CANCEL.value)(views.confirm_cancel(services))
+    app.view(ViewId.EDIT.value)(views.save_edit)
+    app.view(ViewId.SCHEDULE.value)(views.save_schedule)
+    app.view(ViewId.CANCEL.value)(views.confirm_cancel)
     app.view(ViewId.LOADING.value)(views.close_notice)
-    app.command(COMMAND)(commands.greenlight(services))
-    app.event("app_home_opened")(events.publish_home(services))
-    for registrar in services.registrars:
-        registrar(app)
+    app.command(COMMAND)(commands.greenlight)
+    app.event("app_home_opened")(events.publish_home)

@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
 
-from bot.health import Health
+from bot.services.health import Health
 from bot.slack import notices
 from bot.slack.inbound import (
     INBOUND_CONTEXT_KEY,

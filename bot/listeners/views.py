@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from slack_bolt import Ack
+from slack_bolt import Ack, BoltContext
 
-from bot.db import get_post, session_scope
-from bot.domain import PendingAction, Platform, PostContent
-from bot.models import utcnow
+from bot.domain import PendingAction
+from bot.services.container import SERVICES_KEY, Services
 from bot.slack import notices
-from bot.slack.forms import parse_cancel_reason, parse_edit, parse_schedule
+from bot.slack.forms import form_values, parse_cancel_reason, parse_schedule
 from bot.slack.ids import Field
 from bot.slack.inbound import InvalidReference, post_ref_from_metadata, unstorable_text_errors
 from bot.slack.mrkdwn import Say
 
-if TYPE_CHECKING:
-    from bot.app import Services
-
 log = logging.getLogger(__name__)
-
-Listener = Callable[..., None]
 
 
 def _plain(message: Say | None) -> str:
@@ -38,92 +31,77 @@ def _post_id(view: dict[str, Any]) -> int | None:
         return None
 
 
-def unusable_text(view: dict[str, Any]) -> dict[str, str]:
-    """Inline errors for any input holding text Slack and the database can't store (NUL, lone
-    surrogates): caught here, before anything is queued, never as a job that fails later."""
-    return unstorable_text_errors(view.get("state", {}).get("values", {}))
+def _values(view: dict[str, Any]) -> dict[str, Any]:
+    values = view.get("state", {}).get("values", {})
+    return values if isinstance(values, dict) else {}
 
 
-def save_edit(services: Services) -> Listener:
-    """Edit modal submitted."""
+def _first_input(view: dict[str, Any], fallback: str) -> str:
+    """Where a refusal is shown in a modal: on its first input."""
+    return next(iter(_values(view)), fallback)
 
-    def handle_save_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        post_id, user = _post_id(view), body["user"]["id"]
-        if bad := unusable_text(view):
-            ack(response_action="errors", errors=bad)
-            return
-        with session_scope(services.engine) as session:
-            post = get_post(session, post_id) if post_id is not None else None
-            if post is None or post_id is None:
-                ack(response_action="errors", errors={Field.CAPTION.value: notices.unknown_post().plain})
-                return
-            platform, old, channel = Platform(post.platform), PostContent.from_dict(post.content), post.channel_id
-        form = parse_edit(view["state"]["values"], platform)
-        if isinstance(form, dict):
-            ack(response_action="errors", errors=form)
-            return
-        new = form.to_content(old)
-        if not new.changes_from(old):
-            ack()
-            return
-        result = services.posts.request(
-            post_id, user, PendingAction.EDIT, channel=channel or services.settings.slack_channel_id,
-            payload={"content": new.to_dict()},
-        )
-        if not result.accepted:
-            ack(response_action="errors", errors={Field.CAPTION.value: _plain(result.message)})
-            return
+
+def save_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Edit modal submitted (any provider's form): the provider validates, the review service accepts."""
+    services: Services = context[SERVICES_KEY]
+    where = _first_input(view, Field.CAPTION.value)
+    # Text Slack and the database can't store (NUL, lone surrogates) is refused here, inline,
+    # never as a job that fails later.
+    if bad := unstorable_text_errors(_values(view)):
+        ack(response_action="errors", errors=bad)
+        return
+    post_id = _post_id(view)
+    if post_id is None:
+        ack(response_action="errors", errors={where: notices.unknown_post().plain})
+        return
+    outcome = services.review.submit_edit(post_id, body["user"]["id"], form_values(_values(view)),
+                                          channel=services.settings.slack_channel_id)
+    if isinstance(outcome, dict):
+        ack(response_action="errors", errors=outcome)
+    elif not outcome.accepted:
+        ack(response_action="errors", errors={where: _plain(outcome.message)})
+    else:
         ack()
 
-    return handle_save_edit
 
-
-def save_schedule(services: Services) -> Listener:
+def save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Schedule modal submitted."""
-
-    def handle_save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        post_id, user = _post_id(view), body["user"]["id"]
-        if post_id is None:
-            ack(response_action="errors", errors={Field.WHEN.value: notices.unknown_post().plain})
-            return
-        when = parse_schedule(view["state"]["values"], utcnow())
-        if isinstance(when, dict):
-            ack(response_action="errors", errors=when)
-            return
-        result = services.posts.request(
-            post_id, user, PendingAction.SCHEDULE, channel=services.settings.slack_channel_id,
-            payload={"scheduled_at": int(when.timestamp())},
-        )
-        if not result.accepted:
-            ack(response_action="errors", errors={Field.WHEN.value: _plain(result.message)})
-            return
-        ack()
-
-    return handle_save_schedule
+    services: Services = context[SERVICES_KEY]
+    post_id = _post_id(view)
+    if post_id is None:
+        ack(response_action="errors", errors={Field.WHEN.value: notices.unknown_post().plain})
+        return
+    when = parse_schedule(_values(view), services.clock())
+    if isinstance(when, dict):
+        ack(response_action="errors", errors=when)
+        return
+    result = services.review.request(post_id, body["user"]["id"], PendingAction.SCHEDULE,
+                                     channel=services.settings.slack_channel_id,
+                                     payload={"scheduled_at": int(when.timestamp())})
+    if not result.accepted:
+        ack(response_action="errors", errors={Field.WHEN.value: _plain(result.message)})
+        return
+    ack()
 
 
-def confirm_cancel(services: Services) -> Listener:
+def confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Cancel confirmation submitted."""
-
-    def handle_confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        post_id, user = _post_id(view), body["user"]["id"]
-        if bad := unusable_text(view):
-            ack(response_action="errors", errors=bad)
-            return
-        if post_id is None:
-            ack(response_action="errors", errors={Field.REASON.value: notices.unknown_post().plain})
-            return
-        reason = parse_cancel_reason(view["state"]["values"])
-        result = services.posts.request(
-            post_id, user, PendingAction.CANCEL, channel=services.settings.slack_channel_id,
-            payload={"reason": reason} if reason else None,
-        )
-        if not result.accepted:
-            ack(response_action="errors", errors={Field.REASON.value: _plain(result.message)})
-            return
-        ack()
-
-    return handle_confirm_cancel
+    services: Services = context[SERVICES_KEY]
+    if bad := unstorable_text_errors(_values(view)):
+        ack(response_action="errors", errors=bad)
+        return
+    post_id = _post_id(view)
+    if post_id is None:
+        ack(response_action="errors", errors={Field.REASON.value: notices.unknown_post().plain})
+        return
+    reason = parse_cancel_reason(_values(view))
+    result = services.review.request(post_id, body["user"]["id"], PendingAction.CANCEL,
+                                     channel=services.settings.slack_channel_id,
+                                     payload={"reason": reason} if reason else None)
+    if not result.accepted:
+        ack(response_action="errors", errors={Field.REASON.value: _plain(result.message)})
+        return
+    ack()
 
 
 def close_notice(ack: Ack) -> None:

@@ -9,22 +9,21 @@ runs them. `card_for` builds a card's view model from the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.domain import Activity, Card, PendingAction, Platform, PostContent, PostStatus, Provider
+from bot.domain import Activity, Card, CardDetails, PendingAction, Platform, PostContent, PostStatus
 from bot.jobs import enqueue
 from bot.models import Approval, Post
+from bot.providers.base import Provider
+from bot.services.state import provider_post
 from bot.slack.mrkdwn import Mrkdwn
 
 log = logging.getLogger(__name__)
 
 SYNC_CARD = "sync_card"
 SLACK_MESSAGE = "slack_message"
-# Which statuses each provider can still cancel from (provider name -> statuses).
-Cancellable = Callable[[str], frozenset[PostStatus]]
 
 
 def request_card_sync(session: Session, post_id: int) -> None:
@@ -49,24 +48,30 @@ def request_ephemeral(session: Session, *, channel: str, user: str, text: Mrkdwn
     )
 
 
-def approvals_for(session: Session, post: Post) -> tuple[str, ...]:
-    """Users who approved the post's current content version, oldest first."""
+def approvals_of(session: Session, post_id: int | None, version: int) -> tuple[str, ...]:
+    """Users who approved version `version` of a post, oldest first."""
     rows = session.exec(
         select(Approval.user_id)
-        .where(Approval.post_id == post.id, Approval.content_version == post.content_version)
+        .where(Approval.post_id == post_id, Approval.content_version == version)
         .order_by(col(Approval.created_at))
     ).all()
     return tuple(rows)
 
 
-def card_for(session: Session, post: Post, settings: Settings, cancellable: frozenset[PostStatus] = frozenset()) -> Card:
-    """The Card (view model) for a post, from the database."""
+def approvals_for(session: Session, post: Post) -> tuple[str, ...]:
+    """Users who approved the post's current content version, oldest first."""
+    return approvals_of(session, post.id, post.content_version)
+
+
+def card_for(session: Session, post: Post, settings: Settings, provider: Provider | None) -> Card:
+    """The Card (view model) for a post, from the database and its provider's details."""
     assert post.id is not None
-    extra = post.extra or {}
     status = PostStatus.parse(post.status)
+    target = provider_post(post)
     return Card(
         post_id=post.id,
-        provider=Provider(post.provider),
+        provider=post.provider,
+        provider_title=provider.title if provider is not None else post.provider.title(),
         external_id=post.external_id,
         clip_id=post.clip_id,
         platform=Platform(post.platform),
@@ -84,9 +89,8 @@ def card_for(session: Session, post: Post, settings: Settings, cancellable: froz
         activity=Activity.from_dict(post.activity),
         approvals=approvals_for(session, post),
         required_approvals=settings.required_approvals,
-        targets=tuple(extra.get("target_labels", ())),
-        notes=tuple(extra.get("notes", ())),
+        details=provider.card_details(target) if provider is not None else CardDetails(),
         raw_status=post.remote_status,
         compact=post.card_compact,
-        can_cancel=status in cancellable,
+        can_cancel=provider is not None and status in provider.capabilities.cancellable,
     )

@@ -41,7 +41,8 @@ from bot.db import add_audit, get_post, session_scope
 from bot.domain import Card
 from bot.jobs import Retry, enqueue
 from bot.models import Job, Post, utcnow
-from bot.services.cards import SLACK_MESSAGE, SYNC_CARD, Cancellable, card_for
+from bot.providers.registry import Providers
+from bot.services.cards import SLACK_MESSAGE, SYNC_CARD, card_for
 from bot.services.identity import DEAD_TOKEN_ERRORS, SlackIdentity
 from bot.slack import notices
 from bot.slack.blocks import card_message
@@ -155,7 +156,7 @@ class SlackDelivery:
         slack: WebClient,
         settings: Settings,
         identity: SlackIdentity,
-        cancellable: Cancellable = lambda _: frozenset(),
+        providers: Providers,
         *,
         settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
@@ -163,7 +164,7 @@ class SlackDelivery:
         self.slack = slack
         self.settings = settings
         self.identity = identity
-        self.cancellable = cancellable
+        self.providers = providers
         self.settle_seconds = settle_seconds
         self.pacer = Pacer()
         self.ratelimited = 0
@@ -189,7 +190,7 @@ class SlackDelivery:
                 return
             if post.card_error is not None and post.message_ts is None:
                 return  # Slack refused this card outright; the channel was told
-            card = card_for(session, post, self.settings, self.cancellable(post.provider))
+            card = card_for(session, post, self.settings, self.providers.get(post.provider))
             channel = post.channel_id or self.settings.slack_channel_id
             ts, attempted = post.message_ts, post.card_attempted_at
             if ts is None and self._other_sync_running(session, job):

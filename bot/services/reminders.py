@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_
 from sqlmodel import col, select
@@ -40,12 +40,14 @@ class Reminders(PeriodicLoop):
         wake: Callable[[], None] = lambda: None,
         holder: str,
         interval: float = 300.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.approvers = approvers
         self.wake = wake
         self.holder = holder
+        self.clock = clock
         self.interval = min(interval, max(1.0, settings.remind_after_hours * 3600 / 4))
         super().__init__()
 
@@ -72,7 +74,7 @@ class Reminders(PeriodicLoop):
         if not self.enabled or not self._take_lease():
             return 0
         period = timedelta(hours=self.settings.remind_after_hours)
-        now = utcnow()
+        now = self.clock()
         who = self.approvers.describe() if self.approvers.restricted else Mrkdwn("Reviewers")
         sent = 0
         with session_scope(self.engine) as session:

@@ -23,19 +23,17 @@ from slack_sdk.models.blocks import (
 
 from bot.domain import (
     CAPTION_LIMITS,
-    TIKTOK_PRIVACY_LEVELS,
-    TIKTOK_TOGGLES,
-    YOUTUBE_CATEGORIES,
+    AccountResult,
     Activity,
     ActivityKind,
     Card,
+    DetailLine,
     PendingAction,
     Platform,
     PostStatus,
-    Provider,
-    TikTokSettings,
+    Tone,
+    caption_length,
 )
-from bot.slack.forms import caption_length
 from bot.slack.ids import ActionId
 from bot.slack.mrkdwn import Mrkdwn, Person, date, escape, fmt, link, mention, plain_text, say, truncate
 
@@ -80,19 +78,6 @@ PENDING_LABELS: dict[PendingAction, str] = {
     PendingAction.CANCEL: "Cancelling…",
     PendingAction.EDIT: "Saving your edit…",
 }
-
-# Card wording of the five TikTok toggles, keyed like domain.TIKTOK_TOGGLES. The "disable_*"
-# flags read inverted ("Comments: on" means disable_comment is False) because people think in
-# what is allowed, not in what is disabled.
-TIKTOK_TOGGLE_WORDS: dict[str, tuple[str, str, str]] = {
-    # key: (label, word when flag is True, word when flag is False)
-    "disable_comment": ("Comments", "off", "on"),
-    "disable_duet": ("Duet", "off", "on"),
-    "disable_stitch": ("Stitch", "off", "on"),
-    "brand_content_toggle": ("Branded content", "yes", "no"),
-    "brand_organic_toggle": ("Own brand promotion", "yes", "no"),
-}
-
 
 def platform_title(platform: Platform) -> str:
     """Icon plus label, e.g. "▶️ YouTube"."""
@@ -190,21 +175,21 @@ def _status_line(card: Card) -> Mrkdwn:
     if status is PostStatus.UNKNOWN:
         word = card.raw_status or "a status Greenlight doesn't know"
         return fmt("❔ *{provider} reports this post as “{word}”* — Greenlight doesn't know this status yet and "
-                   "leaves the post alone.", provider=card.provider.value.capitalize(), word=word)
+                   "leaves the post alone.", provider=card.provider_title, word=word)
     # Cancelled.
     if card.cancelled_by:
         return fmt("🚫 *Cancelled by {who}*", who=mention(card.cancelled_by))
     return Mrkdwn("🚫 *Cancelled*")
 
 
-def activity_line(activity: Activity, provider: Provider) -> Mrkdwn:
+def activity_line(activity: Activity, provider_title: str) -> Mrkdwn:
     """The card's "who did what last" line."""
     who = Person(activity.actor, plain="someone")
     kind = activity.kind
     if kind is ActivityKind.EDITED:
         return say("✏️ Edited by {who}", who=who).mrkdwn
     if kind is ActivityKind.EDITED_AT_PROVIDER:
-        return say("✏️ Edited in {provider}", provider=provider.value.capitalize()).mrkdwn
+        return say("✏️ Edited in {provider}", provider=provider_title).mrkdwn
     if kind is ActivityKind.APPROVED:
         return say("👍 Approved by {who} ({count}/{of})", who=who, count=activity.count or 0, of=activity.of or 0).mrkdwn
     if kind is ActivityKind.SCHEDULED:
@@ -238,40 +223,21 @@ def fallback_text(card: Card) -> str:
     return truncate(text, FALLBACK_TEXT_LIMIT)
 
 
-def _tiktok_settings_lines(settings: TikTokSettings | None) -> list[str]:
-    if settings is None:
-        return ["TikTok settings: not set (TikTok's defaults apply)"]
-    who = TIKTOK_PRIVACY_LEVELS.get(settings.privacy_level, settings.privacy_level)
-    flags = settings.to_dict()
-    words = []
-    for key in TIKTOK_TOGGLES:
-        label, when_true, when_false = TIKTOK_TOGGLE_WORDS[key]
-        words.append(f"{label}: {when_true if flags[key] else when_false}")
-    return [f"Who can view: {who}", " · ".join(words)]
+def _detail_text(line: DetailLine) -> Mrkdwn:
+    items = Mrkdwn(" · ").join(line.items)
+    mark = {Tone.INFO: "", Tone.OK: "✅ ", Tone.WARNING: "", Tone.PROBLEM: "❌ "}[line.tone]
+    if line.label:
+        return fmt("{mark}{label}: {items}", mark=mark, label=line.label, items=items)
+    return fmt("{mark}{items}", mark=mark, items=items)
 
 
-def category_name(category_id: str | None) -> str:
-    """Category name by id: "22" gives People & Blogs, an unknown "99" gives "Category 99"."""
-    if category_id is None:
-        return "not set"
-    return YOUTUBE_CATEGORIES.get(category_id, f"Category {category_id}")
-
-
-def _settings_lines(card: Card) -> list[str]:
-    """Plain lines (escaped when shown) describing the platform settings."""
-    if card.provider is Provider.REAP:
-        return []  # Reap's per-platform settings are in card.notes (PostContent has none for it)
-    content = card.content
-    if card.platform is Platform.TIKTOK:
-        return _tiktok_settings_lines(content.tiktok)
-    if card.platform is Platform.YOUTUBE:
-        cid = content.youtube.category_id if content.youtube else None
-        name = category_name(cid)
-        # "Category: Category 99" reads badly; an unknown id already names itself.
-        if cid is not None and cid not in YOUTUBE_CATEGORIES:
-            return [name]
-        return [f"Category: {name}"]
-    return []
+def _result_text(result: AccountResult) -> Mrkdwn:
+    if result.ok:
+        return fmt("✅ {account}: {link}", account=result.account, link=link(result.url, "published")) if result.url \
+            else fmt("✅ {account}: published", account=result.account)
+    if result.ok is False:
+        return fmt("❌ {account} failed", account=result.account)
+    return fmt("❔ {account}: no result reported", account=result.account)
 
 
 def _caption_blocks(card: Card) -> list[Block]:
@@ -342,7 +308,7 @@ def _buttons(card: Card) -> list[ButtonElement]:
         publish = _button("Publish", ActionId.PUBLISH, card, style="primary")
         # Publishing can't be taken back; a client-side confirm costs one click and saves a post.
         # Confirm dialogs are plain text: outside text (account names) goes in as plain text.
-        where = ", ".join(card.targets) if card.targets else card.platform.label
+        where = ", ".join(card.details.targets) if card.details.targets else card.platform.label
         publish.confirm = ConfirmObject(
             title="Publish now?",
             text=PlainTextObject(text=plain_text(f"This posts to {where} right away.", 300), emoji=False),
@@ -371,7 +337,7 @@ def card_blocks(card: Card) -> list[Block]:
     if show_approvals:
         blocks.append(_context(_approvals_line(card)))
     if card.activity:
-        blocks.append(_context(activity_line(card.activity, card.provider)))
+        blocks.append(_context(activity_line(card.activity, card.provider_title)))
     blocks.append(DividerBlock())
 
     if card.content.title is not None:
@@ -380,17 +346,16 @@ def card_blocks(card: Card) -> list[Block]:
             text=truncate(fmt("*Title:* {title}", title=card.content.title), title_limit + 10))))
     blocks.extend(_caption_blocks(card))
 
-    settings = _settings_lines(card)
-    if settings:
-        blocks.append(_context(Mrkdwn("\n").join(settings)))
-    if card.targets:
-        blocks.append(_context(Mrkdwn("\n").join(fmt("🎯 {t}", t=t) for t in card.targets)))
-    if card.notes and not card.compact:
-        blocks.append(_context(Mrkdwn("\n").join(card.notes)))
+    details = card.details
+    if details.targets:
+        blocks.append(_context(Mrkdwn("\n").join(fmt("🎯 {t}", t=t) for t in details.targets)))
+    lines = [_detail_text(line) for line in details.lines] + [_result_text(r) for r in details.results]
+    if lines and not card.compact:
+        blocks.append(_context(Mrkdwn("\n").join(lines)))
     blocks.append(
         _context(
             fmt("Clip {clip} · {provider} post {external} · Greenlight #{id}", clip=card.clip_id,
-                provider=card.provider.value.capitalize(), external=card.external_id, id=card.post_id)
+                provider=card.provider_title, external=card.external_id, id=card.post_id)
         )
     )
 

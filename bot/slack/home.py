@@ -173,16 +173,27 @@ def home_view(
     return View(type="home", blocks=blocks[:MAX_VIEW_BLOCKS])
 
 
-def help_blocks() -> tuple[str, list[Block]]:
+@dataclass(frozen=True)
+class ProviderCommand:
+    """`/greenlight <command> <id>`: bring a provider's <noun> in."""
+
+    command: str
+    noun: str
+    provider: str
+
+
+def help_blocks(commands: list[ProviderCommand]) -> tuple[str, list[Block]]:
     """The `/greenlight help` reply."""
-    commands = Mrkdwn("\n").join(
-        [
-            fmt("`{c} clip {arg}` — post the Choppity drafts of a clip here for review", c=COMMAND, arg="<clip_id>"),
-            fmt("`{c} reap {arg}` — post the Reap drafts of a project here for review", c=COMMAND, arg="<project_id>"),
-            fmt("`{c} queue` — what's waiting for review and what's scheduled (only you see it)", c=COMMAND),
-            fmt("`{c} help` — this message", c=COMMAND),
-        ]
-    )
+    lines = [
+        fmt("`{c} {sub} {arg}` — post the {provider} drafts of a {noun} here for review", c=COMMAND, sub=p.command,
+            arg=f"<{p.noun.split()[-1]}_id>", provider=p.provider, noun=p.noun.split()[-1])
+        for p in commands
+    ]
+    lines += [
+        fmt("`{c} queue` — what's waiting for review and what's scheduled (only you see it)", c=COMMAND),
+        fmt("`{c} help` — this message", c=COMMAND),
+    ]
+    commands_text = Mrkdwn("\n").join(lines)
     buttons = "\n".join(
         [
             "*Edit* — change the caption (and the title, category or TikTok settings) before it goes out",
@@ -201,7 +212,7 @@ def help_blocks() -> tuple[str, list[Block]]:
                 "Nothing goes out until someone presses *Publish* or *Schedule*."
             )
         ),
-        SectionBlock(text=MarkdownTextObject(text=fmt("*Commands*\n{commands}", commands=commands))),
+        SectionBlock(text=MarkdownTextObject(text=fmt("*Commands*\n{commands}", commands=commands_text))),
         SectionBlock(text=MarkdownTextObject(text=f"*Buttons on a card*\n{buttons}")),
         ContextBlock(
             elements=[MarkdownTextObject(text="Times on cards are shown in your own Slack time zone.")]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.domain import FieldId
+
 
 class ActionId(StrEnum):
     """Buttons on the card and on the App Home tab."""
@@ -27,26 +29,11 @@ class ViewId(StrEnum):
     SCHEDULE = "greenlight_schedule_modal"
     CANCEL = "greenlight_cancel_modal"
     LOADING = "greenlight_loading_modal"
-    REAP_EDIT = "greenlight_reap_edit_modal"
 
 
-class Field(StrEnum):
-    """Modal inputs; each value serves as both the input block_id and the element action_id."""
-
-    CAPTION = "greenlight_caption"
-    TITLE = "greenlight_title"
-    CATEGORY = "greenlight_category"
-    PRIVACY = "greenlight_privacy"
-    TOGGLES = "greenlight_toggles"
-    WHEN = "greenlight_when"
-    REASON = "greenlight_reason"
-    DESCRIPTION = "greenlight_description"
-    TAGS = "greenlight_tags"
-    TARGETS = "greenlight_targets"
-    YT_PRIVACY = "greenlight_yt_privacy"
-    YT_KIDS = "greenlight_yt_kids"
-    IG_FEED = "greenlight_ig_feed"
-    LI_PRIVACY = "greenlight_li_privacy"
+# Modal inputs: each value is both the input's block_id and its action_id. Providers' edit forms
+# name their fields with the same ids, so they are defined once, in the domain.
+Field = FieldId
 
 
 COMMAND = "/greenlight"

@@ -1,7 +1,7 @@
-"""Modals: loading placeholder, edit, schedule and cancel. Pure builders returning `View`s.
+"""Modals: loading placeholder, a provider's edit form, schedule and cancel. Pure builders of `View`s.
 
-Every input's block_id and action_id is the same `Field` value, so `forms.py` can find it and
-`views.update` keeps what the user typed.
+Every input's block_id and action_id is its field id, so `forms.py` can find it and `views.update`
+keeps what the user typed.
 """
 
 from __future__ import annotations
@@ -16,29 +16,21 @@ from slack_sdk.models.blocks import (
     CheckboxesElement,
     ContextBlock,
     DateTimePickerElement,
+    DividerBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
+    StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.domain import (
-    CAPTION_LIMITS,
-    TIKTOK_PRIVACY_LEVELS,
-    TIKTOK_TOGGLES,
-    YOUTUBE_CATEGORIES,
-    YOUTUBE_TITLE_LIMIT,
-    Platform,
-    PostContent,
-    TikTokSettings,
-)
-from bot.slack.blocks import platform_title
+from bot.domain import ChoiceField, EditForm, FormNote, MultiChoiceField, TextField
 from bot.slack.ids import Field, ViewId
-from bot.slack.mrkdwn import fmt
+from bot.slack.mrkdwn import escape, fmt
 
 # Slack's own cap on plain_text_input max_length; longer limits are checked in forms.py.
 SLACK_INPUT_MAX = 3000
@@ -66,113 +58,59 @@ def loading_modal(title: str) -> View:
     )
 
 
-def _caption_input(platform: Platform, caption: str) -> InputBlock:
-    limit = CAPTION_LIMITS[platform]
-    # Slack's max_length stops typing past the limit, but it can't go above 3000 (YouTube allows
-    # 5000) and a prefilled value already over it could be refused, so forms.py is the real check.
-    max_length = limit if limit <= SLACK_INPUT_MAX and len(caption) <= limit else None
-    hint = None
-    if platform is Platform.TIKTOK:
-        hint = "TikTok counts most emoji as 2 characters."
-    return InputBlock(
-        block_id=Field.CAPTION,
-        label=f"Caption (max {limit:,} characters)",
-        element=PlainTextInputElement(
-            action_id=Field.CAPTION,
-            multiline=True,
-            initial_value=caption or None,
-            max_length=max_length,
-        ),
-        hint=hint,
-    )
+# Slack: checkboxes take at most 10 options; more become a multi-select.
+MAX_CHECKBOXES = 10
 
 
-def _category_input(category_id: str | None) -> InputBlock:
-    options = [Option(value=cid, text=name) for cid, name in YOUTUBE_CATEGORIES.items()]
-    initial = next((o for o in options if o.value == category_id), None)
-    hint = None
-    if category_id is not None and initial is None:
-        hint = f"The current category ({category_id}) isn't one YouTube lets us assign; pick one."
-    return InputBlock(
-        block_id=Field.CATEGORY,
-        label="Category",
-        element=StaticSelectElement(
-            action_id=Field.CATEGORY,
-            placeholder="Pick a category",
-            options=options,
-            initial_option=initial,
-        ),
-        hint=hint,
-    )
-
-
-def _tiktok_inputs(settings: TikTokSettings) -> list[Block]:
-    privacy_options = [Option(value=v, text=label) for v, label in TIKTOK_PRIVACY_LEVELS.items()]
-    initial_privacy = next((o for o in privacy_options if o.value == settings.privacy_level), None)
-    toggle_options = [Option(value=k, text=label) for k, label in TIKTOK_TOGGLES.items()]
-    flags = settings.to_dict()
-    checked = [o for o in toggle_options if flags.get(o.value)]
-    return [
-        InputBlock(
-            block_id=Field.PRIVACY,
-            label="Who can view",
-            element=StaticSelectElement(
-                action_id=Field.PRIVACY,
-                placeholder="Choose who can view",
-                options=privacy_options,
-                initial_option=initial_privacy,
-            ),
-        ),
-        InputBlock(
-            block_id=Field.TOGGLES,
-            label="TikTok options",
-            # Optional: leaving every box unticked is a valid choice (comments, duet, stitch on).
-            optional=True,
-            element=CheckboxesElement(
-                action_id=Field.TOGGLES,
-                options=toggle_options,
-                # Slack rejects an empty initial_options list, so omit it instead.
-                initial_options=checked or None,
-            ),
-        ),
-    ]
-
-
-def edit_modal(post_id: int, platform: Platform, content: PostContent) -> View:
-    """The edit form for one post, prefilled; fields depend on the platform."""
-    blocks: list[Block] = [
-        ContextBlock(
-            elements=[MarkdownTextObject(text=f"{platform_title(platform)} post · Greenlight #{post_id}")]
-        )
-    ]
-    if platform is Platform.YOUTUBE:
-        title = content.title or ""
-        blocks.append(
-            InputBlock(
-                block_id=Field.TITLE,
-                label=f"Title (max {YOUTUBE_TITLE_LIMIT} characters)",
-                element=PlainTextInputElement(
-                    action_id=Field.TITLE,
-                    initial_value=title or None,
-                    # Same reasoning as the caption: don't cap below a value we prefill.
-                    max_length=YOUTUBE_TITLE_LIMIT if len(title) <= YOUTUBE_TITLE_LIMIT else None,
-                ),
-            )
-        )
-    blocks.append(_caption_input(platform, content.caption))
-    if platform is Platform.YOUTUBE:
-        blocks.append(_category_input(content.youtube.category_id if content.youtube else None))
-    elif platform is Platform.TIKTOK:
-        blocks.extend(_tiktok_inputs(content.tiktok or TikTokSettings()))
+def edit_modal(post_id: int, form: EditForm) -> View:
+    """A provider's edit form as a modal, prefilled; every input's block_id is its field id."""
+    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=escape(form.heading))])]
+    for item in form.items:
+        if isinstance(item, FormNote):
+            # A note is our own words from the provider's form definition (it may carry *bold*).
+            blocks.append(DividerBlock())
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=item.text)]))
+        else:
+            blocks.append(_input(item))
     return View(
         type="modal",
         callback_id=ViewId.EDIT,
         private_metadata=_metadata(post_id=post_id),
-        title="Edit draft",
+        title=_title(form.title),
         submit="Save",
         close="Cancel",
         blocks=blocks,
     )
+
+
+def _input(item: TextField | ChoiceField | MultiChoiceField) -> InputBlock:
+    element: Any
+    if isinstance(item, TextField):
+        element = PlainTextInputElement(
+            action_id=item.id, multiline=item.multiline, initial_value=item.value or None,
+            max_length=min(item.max_length, SLACK_INPUT_MAX) if item.max_length else None,
+            placeholder=PlainTextObject(text=item.placeholder) if item.placeholder else None,
+        )
+        optional = not item.required
+    elif isinstance(item, ChoiceField):
+        options = [Option(value=o.value, text=o.label) for o in item.options]
+        element = StaticSelectElement(
+            action_id=item.id, placeholder="Choose", options=options,
+            initial_option=next((o for o in options if o.value == item.selected), None),
+        )
+        optional = not item.required
+    else:
+        options = [Option(value=o.value, text=o.label) for o in item.options]
+        # Slack rejects an empty initial_options list, so omit it instead.
+        initial = [o for o in options if o.value in item.selected] or None
+        element = (
+            CheckboxesElement(action_id=item.id, options=options, initial_options=initial)
+            if len(options) <= MAX_CHECKBOXES
+            else StaticMultiSelectElement(action_id=item.id, placeholder="Choose", options=options,
+                                          initial_options=initial)
+        )
+        optional = not item.required
+    return InputBlock(block_id=item.id, label=item.label, element=element, optional=optional, hint=item.hint)
 
 
 def schedule_modal(post_id: int, tz_name: str, tz_label: str, initial: datetime) -> View:

@@ -8,13 +8,14 @@ modal's inline error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject, PlainTextObject
 from slack_sdk.models.views import View
 
-from bot.domain import PendingAction, Platform, PostStatus
+from bot.domain import AccountResult, Import, ImportState, PendingAction, Platform, PostStatus
 from bot.slack.ids import ViewId
 from bot.slack.mrkdwn import Link, Mrkdwn, Person, Say, When, code, escape, fmt, link, mention, say, truncate
 
@@ -166,16 +167,46 @@ def handed_over_late(provider: str, minutes: int) -> Mrkdwn:
                provider=provider, minutes=minutes).mrkdwn
 
 
-def partial_results(results: list[tuple[str, bool, str | None]], *, partly: bool) -> Mrkdwn:
-    """Per-account results of a multi-account publish: (account label, ok, url)."""
-    head = "⚠️ Reap published this only in part:" if partly else "Reap published this everywhere:"
+def account_results(results: Sequence[AccountResult]) -> Mrkdwn:
+    """Per-account results of a post that went to several accounts."""
+    ok = [r for r in results if r.ok]
+    head = "Published on every account:" if len(ok) == len(results) else (
+        "⚠️ Published only in part:" if ok else "❌ Publishing failed on every account:")
     lines = [Mrkdwn(head)]
-    for label, ok, url in results:
-        if ok:
-            lines.append(fmt("✅ {label}: {link}", label=label, link=link_or_text(url)) if url else fmt("✅ {label}", label=label))
+    for r in results:
+        if r.ok:
+            lines.append(fmt("✅ {account}: {link}", account=r.account, link=link_or_text(r.url)) if r.url
+                         else fmt("✅ {account}", account=r.account))
+        elif r.ok is False:
+            lines.append(fmt("❌ {account} failed", account=r.account))
         else:
-            lines.append(fmt("❌ {label} failed", label=label))
+            lines.append(fmt("❔ {account}: no result reported", account=r.account))
     return Mrkdwn("\n").join(lines)
+
+
+def could_not_load(message: str | None) -> Say:
+    """Loading a post for a modal failed (the provider's words, when it gave some)."""
+    if message:
+        return say("⚠️ Couldn't load the post. {message}", message=message)
+    return say("⚠️ Greenlight couldn't load this post just now. Nothing was changed; please try again.")
+
+
+def provider_gone(slug: str) -> Say:
+    """A post from a provider this Greenlight no longer has configured."""
+    return say("{provider} isn't set up on this Greenlight any more, so this post can't be changed from here.",
+               provider=slug.title())
+
+
+def lost_hand_off(provider: str) -> Say:
+    """A hand-off whose answer was lost, to a provider that can't be asked afterwards."""
+    return say("Greenlight lost {provider}'s answer while handing this post over, so it may or may not be "
+               "publishing. Check the {provider} dashboard; Greenlight won't send it again.", provider=provider)
+
+
+def still_in_flight(provider: str, hours: int) -> Mrkdwn:
+    """Polling gave up on a post that never finished."""
+    return say("⚠️ {provider} still reports this post as in progress after {hours} hours; check the {provider} "
+               "dashboard.", provider=provider, hours=hours).mrkdwn
 
 
 def link_or_text(url: str) -> Mrkdwn:
@@ -253,3 +284,58 @@ def looking_up(what: str, ident: str) -> Mrkdwn:
 def lookup_failed(what: str, ident: str, message: str) -> Mrkdwn:
     """An import command failed at the provider."""
     return fmt("⚠️ Couldn't read {what} {ident}. {message}", what=what, ident=code(ident), message=message)
+
+
+def import_summary(
+    noun: str, found: Import, *, carded: Sequence[tuple[str, str]], already: int, shown: int | None = None,
+    failed: int = 0,
+) -> Mrkdwn:
+    """The ephemeral answer to `/greenlight <command> <ref>`.
+
+    `carded` lists (platform, targets) of the drafts carded now; `shown`/`failed` count the cards Slack
+    really accepted or refused, once known.
+    """
+    ref = code(found.ref)
+    n = len(carded)
+    if found.state is ImportState.FAILED:
+        lines = [fmt("The {noun} {ref} is {status}, so it has no drafts to review.", noun=noun, ref=ref,
+                     status=found.state_word)]
+    elif found.state is ImportState.RUNNING:
+        lines = [fmt("The {noun} {ref} is still {status}. Greenlight will post its drafts once it is ready "
+                     "(it checks again every few minutes).", noun=noun, ref=ref, status=found.state_word)]
+    elif found.state is ImportState.NO_TARGETS:
+        lines = [fmt("The {noun} {ref} is ready, but there is no active account to publish to (connect one, or "
+                     "check REAP_INTEGRATIONS). No drafts were posted.", noun=noun, ref=ref)]
+    elif n:
+        lines = _posted(noun, ref, found, carded, shown, failed)
+    elif already:
+        lines = [fmt("Nothing new for the {noun} {ref}: every draft already has a card.", noun=noun, ref=ref)]
+    else:
+        lines = [fmt("The {noun} {ref} has no drafts to review.", noun=noun, ref=ref)]
+    if n and already:
+        lines.append(fmt("{k} draft(s) already had a card.", k=already))
+    for post in found.others:
+        word = post.raw_status if post.status is PostStatus.UNKNOWN and post.raw_status else post.status.value
+        lines.append(fmt("• {platform}: {status} (not a draft, no card)", platform=post.platform.label, status=word))
+    lines.extend(fmt("• Skipped {reason}.", reason=reason) for reason in found.unreadable)
+    lines.extend(fmt("⚠️ {warning}", warning=warning) for warning in found.warnings)
+    return Mrkdwn("\n").join(lines)
+
+
+def _posted(noun: str, ref: Mrkdwn, found: Import, carded: Sequence[tuple[str, str]], shown: int | None,
+            failed: int) -> list[Mrkdwn]:
+    n = len(carded)
+    where = ", ".join(found.targets) if found.targets else ", ".join(platform for platform, _ in carded)
+    posted = n if shown is None else shown
+    if posted == n:
+        lines = [fmt("Posted {n} draft{s} for the {noun} {ref} ({where}).", n=n, s="s" if n != 1 else "", noun=noun,
+                     ref=ref, where=where)]
+    else:
+        lines = [fmt("Posted {posted} of {n} drafts for the {noun} {ref} ({where}).", posted=posted, n=n, noun=noun,
+                     ref=ref, where=where)]
+    if failed:
+        lines.append(fmt("⚠️ {failed} draft(s) couldn't be shown in Slack; the channel has a note saying which.",
+                         failed=failed))
+    if shown is not None and posted + failed < n:
+        lines.append(fmt("{left} card(s) are still on their way (Slack is pacing new messages).", left=n - posted - failed))
+    return lines

@@ -1,6 +1,6 @@
 """A strict, stateful fake of the Choppity v1 API (plus webhook signing helpers) for tests.
 
-Implements what the bot uses (reference/apis.md Part A; the Posts page in
+Implements what the bot uses (as its public docs describe it; the Posts page in
 reference/seeds/choppity-posts-api.txt wins where they differ): ping; clip jobs; renders and their
 signed, streamed output file; list a clip's posts; get / edit / publish / cancel a post.
 
@@ -67,12 +67,12 @@ TIKTOK_FLAGS = (
 )
 MIN_SCHEDULE_LEAD_MS = 5 * 60 * 1000
 WINDOW_SECONDS = 60
-# Destination-platform caption limits (reference/apis.md Part C); enforced when strict_captions is on.
+# Destination-platform caption limits (docs/providers.md); enforced when strict_captions is on.
 CAPTION_LIMITS = {"youtube": 5000, "tiktok": 2200, "instagram": 2200, "linkedin": 3000}
 # Fields the docs promise only in one status; a post leaving that status loses them, so the app
 # cannot come to rely on them anywhere else.
 STATUS_FIELDS = {"scheduled_at": "scheduled", "published_at": "published", "published_url": "published", "error": "failed"}
-RENDER_URL_TTL = 3600  # seconds a render's output_url stays valid (apis.md A.4)
+RENDER_URL_TTL = 3600  # seconds a render's output_url stays valid (Choppity docs: renders)
 # The served file is made of blocks this long (a prime, so they never line up with a client's
 # power-of-two reads), each stamped with its index: a lost or repeated block changes the digest.
 RENDER_BLOCK = 65521
@@ -105,7 +105,7 @@ DEFAULT_CLIP = {"title": "The 5-second editing trick", "duration": 42.5, "score"
 class Lifecycle:
     """Fake-clock seconds a published post dwells in each in-flight stage before the next one.
 
-    ``None`` skips processing or uploading (apis.md A.5: either may be skipped). ``queued`` cannot be
+    ``None`` skips processing or uploading (Choppity docs: either may be skipped). ``queued`` cannot be
     skipped: the publish answer itself says queued. A dwell of 0 moves on at the next tick.
     """
 

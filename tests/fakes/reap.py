@@ -1,4 +1,4 @@
-"""A strict, stateful fake of the Reap automation API (reference/apis.md Part B) for tests.
+"""A strict, stateful fake of the Reap automation API (as its public docs describe it) for tests.
 
 Implements what Greenlight uses: get-integrations, get-project-status, get-project-clips (paged),
 get-clip-details, publish-clip and get-post-details, under ``/api/v1/automation``. It enforces

@@ -1,39 +1,24 @@
-"""Choppity posts API client (apis.md Part A): one httpx client, typed results, one error tree.
+"""The Choppity v1 posts API: typed results, the shared client plumbing, one error tree.
 
-Reads, edits and cancels are retried (tenacity) on connection errors, 5xx and 429, honouring
-`Retry-After`, within a deadline. Publishing is not idempotent on Choppity's side, so it is only
-retried when the request provably never left (connect errors) or was refused with 429; any other
-failure surfaces as `ApiUnavailable(sent=True)` / `ApiOutcomeUnknown` for the caller to reconcile.
+Choppity's statuses (Posts API): draft · scheduled · queued · processing · uploading · published ·
+failed · cancelled. A status not in that list (a future addition) is read as UNKNOWN with Choppity's
+own word kept, and a post that can't be read at all is skipped by itself: one odd post never hides
+its siblings.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from bot.domain import ClipListing, Platform, PostContent, PostStatus, RemotePost, is_external_id, status_word
-from bot.providers.budget import Priority, RateBudget, parse_retry_after
-from bot.providers.errors import (
-    ApiBadRequest,
-    ApiError,
-    ApiNotFound,
-    ApiRateLimited,
-    ApiRejected,
-    ApiUnauthorized,
-    ApiUnavailable,
-)
-from bot.providers.http import send, unavailable, with_retries
-from bot.security import register_secrets
-
-log = logging.getLogger(__name__)
-
-PROVIDER = "Choppity"
+from bot.domain import Platform, PostContent, PostStatus, RemotePost, is_external_id, status_word
+from bot.providers.budget import Priority, RateBudget
+from bot.providers.errors import ApiBadRequest, ApiUnavailable
+from bot.providers.http import BaseClient
 
 
 def ms_to_datetime(value: Any) -> datetime | None:
@@ -84,49 +69,43 @@ def parse_post(data: dict[str, Any]) -> RemotePost:
     )
 
 
-class ChoppityClient:
+@dataclass
+class ClipListing:
+    """A clip's posts as Choppity lists them; `unreadable` says what had to be skipped, and why."""
+
+    clip_id: str
+    posts: list[RemotePost] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+class ChoppityClient(BaseClient):
     """Typed access to the Choppity v1 posts API."""
 
-    provider = "choppity"
-    # "Cancels a post in draft, scheduled, or queued status. Once a post moves to processing we can
-    # no longer pull it back." (Posts API, DELETE /v1/posts/:postId)
-    cancellable = frozenset({PostStatus.DRAFT, PostStatus.SCHEDULED, PostStatus.QUEUED})
+    label: ClassVar[str] = "Choppity"
 
-    def __init__(
-        self,
-        http: httpx.Client,
-        budget: RateBudget,
-        *,
-        retry_deadline: float = 20.0,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        self._http = http
-        self.budget = budget
-        self._retry_deadline = retry_deadline
-        self._sleep = sleep
-        self.calls = 0
+    @classmethod
+    def auth_header(cls, api_key: str) -> str:
+        """Choppity's scheme: `Key <secret>-<teamId>`."""
+        return f"Key {api_key}"
 
     @classmethod
     def build(cls, *, base_url: str, api_key: str, budget: RateBudget, timeout: float = 10.0) -> ChoppityClient:
-        """A client with explicit timeouts and the key in a header (never in a URL)."""
-        register_secrets([api_key])
-        http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Key {api_key}", "Accept": "application/json", "User-Agent": "greenlight/0.1"},
-            timeout=httpx.Timeout(connect=min(3.0, timeout), read=timeout, write=timeout, pool=min(5.0, timeout)),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
-        return cls(http, budget)
+        """A client for `base_url` (no version: paths carry `/v1`)."""
+        return cls(cls.http_client(base_url=base_url, api_key=api_key, timeout=timeout, max_connections=20), budget)
 
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+    def error_text(self, response: httpx.Response) -> tuple[str, str | None]:
+        """Choppity's envelope: `{"error": {"code", "message"}}`."""
+        body = response.json()
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or ""), str(err.get("code") or "") or None
+        return (err if isinstance(err, str) else response.text), None
 
-    # -- public API -------------------------------------------------------------------------
+    # -- the API -----------------------------------------------------------------------------------
 
     def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> ClipListing:
         """Every post of a clip, in any state; one unreadable post never hides its siblings."""
-        body = self._call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority)
+        body = self.call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority)
         posts = body.get("posts")
         if not isinstance(posts, list):
             raise ApiUnavailable("Choppity returned an unexpected answer for the clip's posts", provider="choppity")
@@ -137,48 +116,39 @@ class ChoppityClient:
                     raise UnreadablePost("an entry that is not a post")
                 listing.posts.append(parse_post(item))
             except UnreadablePost as exc:
-                log.warning("clip %s: skipping %s", clip_id, exc)
                 listing.unreadable.append(str(exc))
         return listing
 
     def get_post(self, post_id: str, *, priority: Priority = Priority.INTERACTIVE) -> RemotePost:
         """One post as Choppity has it now."""
-        return self._post_of(self._call("GET", f"/v1/posts/{_seg(post_id)}", priority=priority), post_id)
+        return self._post_of(self.call("GET", f"/v1/posts/{_seg(post_id)}", priority=priority), post_id, priority)
 
     def update_post(self, post_id: str, changes: dict[str, Any]) -> RemotePost:
-        """PUT only the changed fields; returns the updated post."""
-        # Not retried blindly: the service re-reads the post when an answer is lost.
-        body = self._call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE,
-                          idempotent=False)
-        if "post" not in body:
-            return self.get_post(post_id)
-        return self._post_of(body, post_id)
+        """PUT only the changed fields; returns the updated post. Not retried blindly: the services
+        re-read the post when an answer is lost."""
+        body = self.call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE,
+                         idempotent=False)
+        return self._post_of(body, post_id, Priority.INTERACTIVE)
 
     def publish_post(self, post_id: str, scheduled_at: datetime | None = None) -> RemotePost:
         """Publish now, or schedule when `scheduled_at` is given. Never blindly retried."""
         payload: dict[str, Any] = {}
         if scheduled_at is not None:
             payload["scheduled_at"] = int(scheduled_at.timestamp() * 1000)
-        body = self._call(
-            "POST", f"/v1/posts/{_seg(post_id)}/publish", json=payload, priority=Priority.INTERACTIVE, idempotent=False
-        )
-        if "post" not in body:
-            return self.get_post(post_id)
-        return self._post_of(body, post_id)
+        body = self.call("POST", f"/v1/posts/{_seg(post_id)}/publish", json=payload, priority=Priority.INTERACTIVE,
+                         idempotent=False)
+        return self._post_of(body, post_id, Priority.INTERACTIVE)
 
     def cancel_post(self, post_id: str) -> RemotePost:
-        """DELETE (cancel) a draft, scheduled or queued post; returns its new state."""
-        # A second DELETE after a lost answer would be refused ("can no longer be cancelled"): the
-        # service re-reads instead.
-        body = self._call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False)
-        if "post" not in body:
-            return self.get_post(post_id)
-        return self._post_of(body, post_id)
+        """DELETE (cancel) a draft, scheduled or queued post. A second DELETE after a lost answer would
+        be refused ("can no longer be cancelled"), so it is never retried blindly."""
+        body = self.call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False)
+        return self._post_of(body, post_id, Priority.INTERACTIVE)
 
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _post_of(self, body: dict[str, Any], post_id: str) -> RemotePost:
+    def _post_of(self, body: dict[str, Any], post_id: str, priority: Priority) -> RemotePost:
         post = body.get("post")
+        if post is None and not body:
+            return self.get_post(post_id, priority=priority)  # an empty 2xx: read what happened
         if not isinstance(post, dict):
             raise ApiUnavailable("Choppity returned an unexpected answer for the post", provider="choppity")
         post.setdefault("id", post_id)
@@ -186,86 +156,6 @@ class ChoppityClient:
             return parse_post(post)
         except UnreadablePost as exc:
             raise ApiUnavailable(f"Choppity returned a post Greenlight can't read ({exc})", provider="choppity") from exc
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        priority: Priority,
-        idempotent: bool = True,
-    ) -> dict[str, Any]:
-        return with_retries(
-            lambda: self._once(method, path, json, priority),
-            idempotent=idempotent,
-            retry_rate_limits=True,
-            attempts=4,
-            deadline=self._retry_deadline,
-            sleep=self._sleep,
-        )
-
-    def _once(self, method: str, path: str, json: Any, priority: Priority) -> dict[str, Any]:
-        self.budget.acquire(priority)
-        self.calls += 1
-        response = send(self._http, "Choppity", method, path, json=json)
-        self.budget.observe(response.headers, response.status_code)
-        log.debug("choppity %s %s -> %s", method, path, response.status_code)
-        if response.status_code < 300:
-            if not response.content:
-                return {}
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise unavailable(
-                    "choppity", "Choppity returned a response that is not JSON", sent=True, status=response.status_code
-                ) from exc
-            return body if isinstance(body, dict) else {}
-        raise self._error_for(response)
-
-    def _error_for(self, response: httpx.Response) -> ApiError:
-        status = response.status_code
-        code: str | None = None
-        message = ""
-        try:
-            body = response.json()
-            err = body.get("error") if isinstance(body, dict) else None
-            if isinstance(err, dict):
-                code = str(err.get("code") or "") or None
-                message = str(err.get("message") or "")
-            elif isinstance(err, str):
-                message = err
-        except ValueError:
-            message = response.text[:200]
-        message = " ".join(message.split())[:300] or response.reason_phrase or f"HTTP {status}"
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after", ""), time.time())
-            reset = response.headers.get("x-ratelimit-reset")
-            if "retry-after" not in response.headers and reset:
-                try:
-                    retry_after = max(0.0, float(reset) - time.time())
-                except ValueError:
-                    retry_after = 1.0
-            return ApiRateLimited(
-                f"Choppity is rate limiting Greenlight; try again in {max(1, round(retry_after))} s.",
-                retry_after=retry_after,
-                provider="choppity",
-                code=code,
-            )
-        if status in (401, 403):
-            return ApiUnauthorized(
-                f"Choppity refused Greenlight's credentials ({status}: {message}). An admin needs to check CHOPPITY_API_KEY.",
-                provider="choppity",
-                status=status,
-                code=code,
-            )
-        if status == 404:
-            return ApiNotFound(f"Choppity couldn't find it: {message}", provider="choppity", status=status, code=code)
-        if 400 <= status < 500:
-            return ApiBadRequest(f"Choppity said: {message}", provider="choppity", status=status, code=code)
-        if status >= 500:
-            return unavailable("choppity", f"Choppity had a problem ({status}: {message})", sent=True, status=status)
-        return ApiRejected(f"Choppity answered {status}: {message}", provider="choppity", status=status, code=code)
 
 
 def _seg(value: str) -> str:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import is_external_id
+from bot.domain import DraftsReady, InboundEvent, PostChanged, is_external_id
+from bot.providers.base import WebhookRejected
 
 SIGNATURE_HEADER = "choppity-signature-256"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -29,15 +30,6 @@ MAX_EVENT_TYPE_LENGTH = 64  # the webhook_event.type column; PostgreSQL refuses 
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 # Part separators are commas; only spaces/tabs around parts are tolerated, nothing else.
 _PART_PADDING = " \t"
-
-
-class WebhookRejected(Exception):
-    """A delivery we refuse; `status` is the HTTP code to answer, `reason` is safe to log."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"{status}: {reason}")
-        self.status = status
-        self.reason = reason
 
 
 def _malformed(reason: str) -> WebhookRejected:
@@ -232,3 +224,20 @@ def parse_event(body: bytes) -> ChoppityEvent:
     created_ms = created if isinstance(created, int) and not isinstance(created, bool) else None
 
     return ChoppityEvent(id=event_id, type=event_type, created_ms=created_ms, data=data)
+
+
+# Outcome events: the post moved on, re-read it. Any other type (asset.*, project.render.*) is
+# recorded and acknowledged, and changes nothing.
+OUTCOME_EVENTS = frozenset({"post.scheduled", "post.published", "post.failed"})
+DRAFT_EVENT = "post.draft.created"
+
+
+def inbound(event: ChoppityEvent) -> InboundEvent:
+    """The neutral event for a Choppity delivery (treated as a hint: the post is always re-read)."""
+    action: DraftsReady | PostChanged | None = None
+    if event.type == DRAFT_EVENT and (event.clip_id or event.post_id):
+        action = DraftsReady(ref=event.clip_id or "", post_id=event.post_id)
+    elif event.type in OUTCOME_EVENTS and event.post_id:
+        action = PostChanged(external_id=event.post_id)
+    payload = {"id": event.id, "type": event.type, "created": event.created_ms, "data": event.data}
+    return InboundEvent(id=event.id, type=event.type, action=action, payload=payload)

@@ -1,52 +1,37 @@
-"""Reap (reap.video) automation API client (apis.md Part B): one httpx client, typed results.
+"""The Reap (reap.video) automation API: typed results, on the shared client plumbing.
 
-Every call draws from one shared `RateBudget` (Reap allows 10 requests per minute per key for all
+Every call draws from one shared budget (Reap allows 10 requests per minute per key for all
 endpoints together): clicks at INTERACTIVE priority, polling at BACKGROUND, which never waits
-inside a worker thread but hands the wait back to the job queue. Reads are retried (tenacity) on
-connection errors, 5xx and short 429s. `publish-clip` has no idempotency key and Reap offers no way
-to list posts, so it is retried only when the request provably never left (connect errors).
-Error bodies are undocumented: we show the status and a truncated copy of whatever came back.
+inside a worker thread but hands the wait back to the job queue. `publish-clip` has no idempotency
+key and Reap offers no way to list posts, so it is never retried once it may have been sent. Error
+bodies are undocumented: we show the status and a truncated copy of whatever came back.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from bot.domain import Platform
-from bot.providers.budget import Priority, RateBudget, parse_retry_after
-from bot.providers.errors import (
-    ApiBadRequest,
-    ApiError,
-    ApiNotFound,
-    ApiRateLimited,
-    ApiRejected,
-    ApiUnauthorized,
-    ApiUnavailable,
-)
-from bot.providers.http import send, unavailable, with_retries
+from bot.providers.budget import Priority, RateBudget
+from bot.providers.errors import ApiUnavailable
+from bot.providers.http import BaseClient, unavailable
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "reap"
-# How long an interactive call may wait for a budget slot; background calls never wait.
-INTERACTIVE_MAX_WAIT = 20.0
 PAGE_SIZE = 100  # Reap's maximum
 MAX_PAGES = 100  # 10,000 clips: far beyond any real project, but bounds a looping server
-ERROR_SNIPPET = 200
 
-# Project statuses after which nothing changes any more (apis.md B.3 get-project-status).
+# Project statuses after which nothing changes any more (Reap API docs: get-project-status).
 PROJECT_DONE = "completed"
 PROJECT_FAILED = frozenset({"failed", "cancelled", "invalid", "expired", "error"})
 
-# Post statuses (apis.md B.4).
-POST_PENDING = frozenset({"processing", "draft", "scheduled"})
+# Post statuses (Reap API docs: the post object).
 POST_COMPLETED = "completed"
 POST_FAILED = "failed"
 POST_PARTIAL = "unresolved"
@@ -159,76 +144,47 @@ def parse_post(data: dict[str, Any]) -> ReapPost:
     )
 
 
-def _snippet(response: httpx.Response) -> str:
-    """Status-safe text for Slack: the body's message if it has one, else the raw text, truncated."""
-    text = ""
-    try:
-        body = response.json()
+class ReapClient(BaseClient):
+    """Typed access to the Reap automation API."""
+
+    label: ClassVar[str] = "Reap"
+    # Polling gives a 429's wait back to the job queue instead of sleeping in a worker.
+    retry_background_rate_limits: ClassVar[bool] = False
+    attempts: ClassVar[int] = 3
+
+    @classmethod
+    def auth_header(cls, api_key: str) -> str:
+        """Reap's scheme: a bearer key."""
+        return f"Bearer {api_key}"
+
+    @classmethod
+    def build(cls, *, base_url: str, api_key: str, budget: RateBudget, timeout: float = 10.0) -> ReapClient:
+        """A client for the automation API (paths are relative: `publish-clip`, `get-post-details`...)."""
+        http = cls.http_client(base_url=base_url.rstrip("/") + "/", api_key=api_key, timeout=timeout)
+        # Reap lists Content-Type: application/json as required on every request, GETs included.
+        http.headers["Content-Type"] = "application/json"
+        return cls(http, budget)
+
+    def error_text(self, response: httpx.Response) -> tuple[str, str | None]:
+        """Reap's error bodies are undocumented: a `message`/`error`/`detail` if there is one."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text, None
         if isinstance(body, dict):
             for key in ("message", "error", "detail"):
                 value = body.get(key)
                 if isinstance(value, str) and value.strip():
-                    text = value
-                    break
+                    return value, None
                 if isinstance(value, dict) and isinstance(value.get("message"), str):
-                    text = value["message"]
-                    break
-    except ValueError:
-        pass
-    if not text:
-        text = response.text
-    text = " ".join(text.split())
-    if len(text) > ERROR_SNIPPET:
-        text = text[: ERROR_SNIPPET - 1] + "…"
-    return text or response.reason_phrase or "no details"
-
-
-class ReapClient:
-    """Typed access to the Reap automation API."""
-
-    provider = PROVIDER
-
-    def __init__(
-        self,
-        http: httpx.Client,
-        budget: RateBudget,
-        *,
-        retry_deadline: float = 20.0,
-        interactive_max_wait: float = INTERACTIVE_MAX_WAIT,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        self._http = http
-        self.budget = budget
-        self._retry_deadline = retry_deadline
-        self._interactive_max_wait = interactive_max_wait
-        self._sleep = sleep
-        self.calls = 0
-
-    @classmethod
-    def build(cls, *, base_url: str, api_key: str, budget: RateBudget, timeout: float = 10.0) -> ReapClient:
-        """A client with explicit timeouts and the key in a header (never in a URL or a log)."""
-        http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": "greenlight/0.1",
-            },
-            timeout=httpx.Timeout(connect=min(3.0, timeout), read=timeout, write=timeout, pool=min(5.0, timeout)),
-            limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
-        )
-        return cls(http, budget)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+                    return str(value["message"]), None
+        return response.text, None
 
     # -- public API -------------------------------------------------------------------------
 
     def get_integrations(self, *, priority: Priority = Priority.INTERACTIVE) -> list[ReapIntegration]:
         """Every integration Reap knows (inactive ones included, flagged)."""
-        body = self._call("GET", "get-integrations", priority=priority)
+        body = self.call("GET", "get-integrations", priority=priority)
         items = body.get("integrations")
         if not isinstance(items, list):
             raise ApiUnavailable("Reap returned an unexpected answer for the integrations", provider=PROVIDER)
@@ -237,7 +193,7 @@ class ReapClient:
 
     def get_project_status(self, project_id: str, *, priority: Priority = Priority.INTERACTIVE) -> str:
         """The project's status, lower-cased (e.g. "processing", "completed")."""
-        body = self._call("GET", "get-project-status", params={"projectId": project_id}, priority=priority)
+        body = self.call("GET", "get-project-status", params={"projectId": project_id}, priority=priority)
         status = body.get("status")
         if not isinstance(status, str) or not status:
             raise ApiUnavailable("Reap returned an unexpected answer for the project status", provider=PROVIDER)
@@ -249,7 +205,7 @@ class ReapClient:
         seen: set[str] = set()
         page = 1
         while page <= MAX_PAGES:
-            body = self._call(
+            body = self.call(
                 "GET",
                 "get-project-clips",
                 params={"projectId": project_id, "page": page, "pageSize": PAGE_SIZE},
@@ -267,19 +223,6 @@ class ReapClient:
                 break
             page += 1
         return clips
-
-    def get_clip_details(
-        self, project_id: str, clip_id: str, *, priority: Priority = Priority.INTERACTIVE
-    ) -> ReapClip:
-        """One clip."""
-        body = self._call(
-            "GET", "get-clip-details", params={"projectId": project_id, "clipId": clip_id}, priority=priority
-        )
-        nested = body.get("clip")
-        data: dict[str, Any] = nested if isinstance(nested, dict) else body
-        if not data.get("id"):
-            raise ApiUnavailable("Reap returned an unexpected answer for the clip", provider=PROVIDER)
-        return parse_clip(data, project_id)
 
     def publish_clip(
         self,
@@ -302,14 +245,12 @@ class ReapClient:
             payload["tags"] = tags
         if platform_settings:
             payload["platformSettings"] = platform_settings
-        body = self._call("POST", "publish-clip", json=payload, priority=Priority.INTERACTIVE, idempotent=False)
+        body = self.call("POST", "publish-clip", json=payload, priority=Priority.INTERACTIVE, idempotent=False)
         return self._post_of(body)
 
     def get_post_details(self, post_id: str, *, priority: Priority = Priority.BACKGROUND) -> ReapPost:
         """One Reap post as Reap has it now (the only way to learn a publish outcome)."""
-        return self._post_of(self._call("GET", "get-post-details", params={"postId": post_id}, priority=priority))
-
-    # -- plumbing ---------------------------------------------------------------------------
+        return self._post_of(self.call("GET", "get-post-details", params={"postId": post_id}, priority=priority))
 
     @staticmethod
     def _post_of(body: dict[str, Any]) -> ReapPost:
@@ -317,82 +258,3 @@ class ReapClient:
         if not isinstance(data, dict) or not data.get("id"):
             raise unavailable(PROVIDER, "Reap returned an unexpected answer for the post", sent=True, status=200)
         return parse_post(data)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        priority: Priority,
-        idempotent: bool = True,
-    ) -> dict[str, Any]:
-        return with_retries(
-            lambda: self._once(method, path, params, json, priority),
-            idempotent=idempotent,
-            # Background callers give a 429's wait back to the job queue instead of sleeping here.
-            retry_rate_limits=priority is Priority.INTERACTIVE and idempotent,
-            attempts=3,
-            deadline=self._retry_deadline,
-            sleep=self._sleep,
-        )
-
-    def _once(
-        self, method: str, path: str, params: dict[str, Any] | None, json: Any, priority: Priority
-    ) -> dict[str, Any]:
-        # Background work must not park a worker thread on the budget: BudgetExhausted goes back
-        # to the job as a Retry with the exact wait.
-        max_wait = self._interactive_max_wait if priority is Priority.INTERACTIVE else 0.0
-        self.budget.acquire(priority, max_wait=max_wait)
-        self.calls += 1
-        response = send(self._http, "Reap", method, path, params=params, json=json)
-        self.budget.observe(response.headers, response.status_code)
-        log.debug("reap %s %s -> %s", method, path, response.status_code)
-        if response.status_code < 300:
-            if not response.content:
-                return {}
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise unavailable(
-                    PROVIDER, "Reap returned a response that is not JSON", sent=True, status=response.status_code
-                ) from exc
-            return body if isinstance(body, dict) else {}
-        raise error_for(response)
-
-
-def error_for(response: httpx.Response) -> ApiError:
-    """The ApiError for a non-2xx Reap answer (its body is undocumented: status + truncated text)."""
-    status = response.status_code
-    text = _snippet(response)
-    if status == 429:
-        now = time.time()
-        retry_after = 1.0
-        raw_retry = response.headers.get("retry-after")
-        reset = response.headers.get("x-ratelimit-reset")
-        if raw_retry:
-            retry_after = parse_retry_after(raw_retry, now)
-        elif reset:
-            try:
-                retry_after = max(0.0, float(reset) - now)
-            except ValueError:
-                retry_after = 1.0
-        return ApiRateLimited(
-            f"Reap is rate limiting Greenlight (10 requests per minute); try again in {max(1, round(retry_after))} s.",
-            retry_after=retry_after,
-            provider=PROVIDER,
-        )
-    if status in (401, 403):
-        return ApiUnauthorized(
-            f"Reap refused Greenlight's credentials ({status}: {text}). An admin needs to check REAP_API_KEY.",
-            provider=PROVIDER,
-            status=status,
-        )
-    if status == 404:
-        return ApiNotFound(f"Reap couldn't find it ({status}: {text}).", provider=PROVIDER, status=status)
-    if 400 <= status < 500:
-        return ApiBadRequest(f"Reap said ({status}): {text}", provider=PROVIDER, status=status)
-    if status >= 500:
-        return unavailable(PROVIDER, f"Reap had a problem ({status}: {text})", sent=True, status=status)
-    return ApiRejected(f"Reap answered {status}: {text}", provider=PROVIDER, status=status)

@@ -12,6 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from bot.domain import DraftsReady, InboundEvent
+
 MAX_PROJECT_ID_LENGTH = 100
 MAX_STATUS_LENGTH = 64
 
@@ -62,3 +64,17 @@ def parse_project_hint(body: bytes) -> ReapProjectHint | None:
         else None
     )
     return ReapProjectHint(project_id=project_id, status=usable_status)
+
+
+def inbound(hint: ReapProjectHint) -> InboundEvent:
+    """The neutral event: a project may have drafts now (confirmed with Reap before anything is carded).
+
+    Reap sends no event id; project and status together de-duplicate redeliveries.
+    """
+    status = hint.status or "unknown"
+    return InboundEvent(
+        id=f"{hint.project_id}:{status}",
+        type=f"project.{status}"[:64],
+        action=DraftsReady(ref=hint.project_id),
+        payload={"projectId": hint.project_id, "status": hint.status},
+    )

@@ -1,23 +1,12 @@
-"""Provider-neutral domain types: what a post is, whatever system drafted it.
-
-The API clients translate vendor JSON into these; the Slack builders and the service layer only
-ever see these. Nothing here does I/O.
-"""
+"""Posts, whatever system drafted them: platforms, statuses, content and the provider's view of a post."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-
-
-class Provider(StrEnum):
-    """Where a draft comes from."""
-
-    CHOPPITY = "choppity"
-    REAP = "reap"
 
 
 class Platform(StrEnum):
@@ -43,7 +32,7 @@ PLATFORM_LABELS: dict[Platform, str] = {
     Platform.X: "X",
 }
 
-# Caption limits of the destination platforms (apis.md Part C); we enforce them before any write.
+# Caption limits of the destination platforms (docs/providers.md); enforced before any write.
 CAPTION_LIMITS: dict[Platform, int] = {
     Platform.YOUTUBE: 5000,
     Platform.TIKTOK: 2200,
@@ -294,96 +283,71 @@ class RemotePost:
     error: str | None = None
     # The provider's own word when `status` is UNKNOWN (shown as-is on the card).
     raw_status: str | None = None
-
-
-class ActivityKind(StrEnum):
-    """The last thing a person (or the provider) did to a post, as the card's activity line says it."""
-
-    EDITED = "edited"
-    EDITED_AT_PROVIDER = "edited_at_provider"
-    APPROVED = "approved"
-    PUBLISH_APPROVED = "publish_approved"
-    SCHEDULED = "scheduled"
-    CANCELLED = "cancelled"
+    # The provider's own state of the post after this read or action (None: unchanged). Opaque to
+    # the core: each provider reads it back into its own typed model.
+    state: dict[str, Any] | None = None
+    # Per-account results when one post went to several accounts (a Reap hand-off).
+    results: tuple[AccountResult, ...] = ()
 
 
 @dataclass(frozen=True)
-class Activity:
-    """Data for the card's activity line; rendered (and escaped) only when the card is built."""
+class AccountResult:
+    """How publishing went on one account of a multi-account post."""
 
-    kind: ActivityKind
-    actor: str | None = None
-    count: int | None = None
-    of: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON for the `post.activity` column."""
-        out: dict[str, Any] = {"kind": self.kind.value}
-        if self.actor is not None:
-            out["actor"] = self.actor
-        if self.count is not None:
-            out["count"] = self.count
-        if self.of is not None:
-            out["of"] = self.of
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Activity | None:
-        """Read the column back; anything unrecognised (an older version's data) is None."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            kind = ActivityKind(str(data.get("kind")))
-        except ValueError:
-            return None
-        actor = data.get("actor")
-        count, of = data.get("count"), data.get("of")
-        return cls(
-            kind=kind,
-            actor=actor if isinstance(actor, str) else None,
-            count=count if isinstance(count, int) else None,
-            of=of if isinstance(of, int) else None,
-        )
+    account: str
+    ok: bool | None  # None: the provider reported no result for it
+    url: str | None = None
 
 
-@dataclass
-class ClipListing:
-    """A clip's posts as a provider lists them; `unreadable` says what had to be skipped, and why."""
-
-    clip_id: str
-    posts: list[RemotePost] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
+# -- how platforms count ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Card:
-    """Everything the Slack card of one post shows; built by the service from the database."""
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, the way TikTok counts (most emoji count as 2)."""
+    return len(text.encode("utf-16-le")) // 2
 
-    post_id: int
-    provider: Provider
-    external_id: str
-    clip_id: str
-    platform: Platform
-    status: PostStatus
-    content: PostContent
-    pending_action: PendingAction | None = None
-    pending_by: str | None = None
-    scheduled_at: datetime | None = None
-    published_at: datetime | None = None
-    published_url: str | None = None
-    error: str | None = None
-    approved_by: str | None = None
-    approved_at: datetime | None = None
-    cancelled_by: str | None = None
-    activity: Activity | None = None
-    approvals: tuple[str, ...] = ()
-    required_approvals: int = 1
-    # Reap: target accounts shown on the card ("YouTube · My Channel"), and extra notes.
-    targets: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    # The provider's word for an UNKNOWN status.
-    raw_status: str | None = None
-    # Slack refused the full card (too long): show the compact form, caption shortened.
-    compact: bool = False
-    # Whether the provider can still cancel the post in its current status.
-    can_cancel: bool = False
+
+def caption_length(caption: str, platform: Platform) -> int:
+    """Caption length as the destination platform counts it."""
+    if platform is Platform.TIKTOK:
+        return utf16_length(caption)
+    return len(caption)
+
+
+def caption_error(caption: str, platform: Platform) -> str | None:
+    """Why a caption can't be posted to `platform`, or None when it can."""
+    if not caption.strip():
+        return "Caption can't be empty."
+    limit = CAPTION_LIMITS.get(platform)
+    length = caption_length(caption, platform)
+    if limit is not None and length > limit:
+        # Say how TikTok counts when it differs from what the user sees, or the numbers look wrong.
+        how = " (emoji count as 2)" if length != len(caption) else ""
+        return f"Caption is {length:,} characters{how}; {platform.label} allows {limit:,}."
+    return None
+
+
+def title_error(title: str) -> str | None:
+    """Why a YouTube title is invalid, or None."""
+    if not title:
+        return "A YouTube title is required."
+    if len(title) > YOUTUBE_TITLE_LIMIT:
+        return f"Title is {len(title):,} characters; YouTube allows {YOUTUBE_TITLE_LIMIT}."
+    if "<" in title or ">" in title:
+        return "YouTube titles can't contain < or >"
+    return None
+
+
+def describe_changes(old: PostContent, new: PostContent) -> str:
+    """Field-level summary of an edit, for the audit log and the thread."""
+    parts: list[str] = []
+    if new.caption != old.caption:
+        parts.append(f"caption ({len(old.caption)} → {len(new.caption)} chars)")
+    if new.title != old.title:
+        parts.append("title")
+    if new.youtube != old.youtube:
+        parts.append("category")
+    if new.tiktok is not None and old.tiktok is not None and new.tiktok != old.tiktok:
+        changed = [k for k, v in new.tiktok.to_dict().items() if old.tiktok.to_dict().get(k) != v]
+        parts.append("TikTok " + ", ".join(k.replace("_", " ") for k in changed))
+    return ", ".join(parts) or "no changes"
