@@ -11,7 +11,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from bot.db import make_engine, migrate
 from bot.health import Health
 from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
+from bot.logs import ContextThreadPoolExecutor
 from bot.models import Post
 from bot.providers.budget import RateBudget
 from bot.providers.choppity.client import ChoppityClient
@@ -221,7 +221,7 @@ def create_bolt_app(settings: Settings, services: Services, health: Health) -> A
         process_before_response=False,
         # Bolt's default pool has 5 threads; post-ack work must never keep the 6th click from
         # being acknowledged.
-        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
+        listener_executor=ContextThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
         raise_error_for_unhandled_request=False,
     )
     guard.install(app, policy=inbound_policy(settings.slack_api_url), health=health)

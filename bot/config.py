@@ -15,6 +15,7 @@ DEFAULT_REAP_API_URL = "https://public.reap.video/api/v1/automation"
 DEFAULT_DATABASE_URL = "sqlite:///greenlight.db"
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 3000
     log_level: str = "INFO"
+    # "text" (readable lines) or "json" (one object a line, for log collectors); see bot.logs.
+    log_format: str = "text"
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
     allow_self_approval: bool = False
@@ -199,6 +202,9 @@ class Settings:
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+        log_format = (get("LOG_FORMAT") or "text").lower()
+        if log_format not in _LOG_FORMATS:
+            problems.append(f"LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, got {log_format!r}")
 
         database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
         if database_url.startswith("postgres://"):
@@ -226,6 +232,7 @@ class Settings:
             host=get("HOST") or "0.0.0.0",
             port=integer("PORT", 3000, 0, 65535),
             log_level=log_level,
+            log_format=log_format,
             approvers=approvers,
             required_approvals=integer("REQUIRED_APPROVALS", 1, 1, 10),
             allow_self_approval=boolean("ALLOW_SELF_APPROVAL", False),

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 from slack_bolt.request import BoltRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.logs import RequestIdMiddleware
 from bot.providers.choppity.webhook import SIGNATURE_HEADER, WebhookRejected, parse_event, verify_signature
 from bot.providers.reap.webhook import token_matches
 from bot.security import verify_slack_request
@@ -180,7 +182,9 @@ def build_asgi(runtime: Runtime) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             # The readiness route under the name earlier releases documented.
             Route("/healthz", readyz, methods=["GET"]),
-        ]
+        ],
+        # Each request logs with a request id (the caller's X-Request-Id or a new one), echoed back.
+        middleware=[Middleware(RequestIdMiddleware)],
     )
 
 
