@@ -15,25 +15,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from bot.config import ConfigError, Settings
-from bot.security import install_redaction
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    # httpx logs every request URL at INFO; keep it at WARNING unless debugging (no secrets are in
-    # URLs, but the noise drowns our own logs).
-    if settings.log_level != "DEBUG":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    install_redaction(settings.secrets())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
+from bot.logs import configure_logging
 
 
 def load_settings() -> Settings:
@@ -85,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="run the bot (default), migrate the database, or check the settings")
     args = parser.parse_args(argv)
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     if args.command == "migrate":
         from bot.db import make_engine, migrate
 

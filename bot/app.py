@@ -11,7 +11,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,7 @@ from bot.config import Settings
 from bot.db import make_engine, migrate
 from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
+from bot.logs import ContextThreadPoolExecutor
 from bot.models import utcnow
 from bot.providers.budget import RateBudget
 from bot.providers.registry import Providers, build_providers
@@ -173,7 +173,7 @@ def create_bolt_app(settings: Settings, services: Services) -> App:
         process_before_response=False,
         # Bolt's default pool has 5 threads; post-ack work must never keep the 6th click from
         # being acknowledged.
-        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
+        listener_executor=ContextThreadPoolExecutor(max_workers=32, thread_name_prefix="greenlight-listener"),
         raise_error_for_unhandled_request=False,
     )
 

@@ -16,6 +16,7 @@ DEFAULT_REAP_API_URL = "https://public.reap.video/api/v1/automation"
 DEFAULT_DATABASE_URL = "sqlite:///greenlight.db"
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 3000
     log_level: str = "INFO"
+    # "text" (readable lines) or "json" (one object a line, for log collectors); see bot.logs.
+    log_format: str = "text"
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
     allow_self_approval: bool = False
@@ -106,6 +109,7 @@ class Settings:
             host=read.get("HOST") or "0.0.0.0",
             port=read.integer("PORT", 3000, 0, 65535),
             log_level=_log_level(read),
+            log_format=_log_format(read),
             approvers=_approvers(read),
             required_approvals=read.integer("REQUIRED_APPROVALS", 1, 1, 10),
             allow_self_approval=read.boolean("ALLOW_SELF_APPROVAL", False),
@@ -270,6 +274,13 @@ def _log_level(read: _EnvReader) -> str:
     if log_level not in _LOG_LEVELS:
         read.problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
     return log_level
+
+
+def _log_format(read: _EnvReader) -> str:
+    log_format = (read.get("LOG_FORMAT") or "text").lower()
+    if log_format not in _LOG_FORMATS:
+        read.problems.append(f"LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, got {log_format!r}")
+    return log_format
 
 
 def _database_url(read: _EnvReader) -> str:

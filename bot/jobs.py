@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.db import session_scope
+from bot.logs import log_context
 from bot.models import Job, utcnow
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,8 @@ class JobRunner:
         with self._running_lock:
             self._running.add(job.id)
         try:
-            self._run(job, handler)
+            with log_context(job_id=job.id, job_kind=job.kind, post_id=job.post_id):
+                self._run(job, handler)
         finally:
             with self._running_lock:
                 self._running.discard(job.id)

@@ -19,11 +19,13 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import DEFAULT_SLACK_API_URL, Settings
+from bot.logs import RequestIdMiddleware
 from bot.providers.base import Provider, WebhookRejected
 from bot.security import verify_slack_request
 from bot.services.container import Services
@@ -135,7 +137,8 @@ def build_asgi(settings: Settings, services: Services, bolt: App) -> Starlette:
     for provider in services.providers.values():
         if provider.webhook_route is not None:
             routes.append(Route(provider.webhook_route.path, webhook_endpoint(provider, services), methods=["POST"]))
-    return Starlette(routes=routes)
+    # Each request logs with a request id (the caller's X-Request-Id or a new one), echoed back.
+    return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
 
 def webhook_endpoint(provider: Provider, services: Services) -> Callable[[Request], Awaitable[Response]]:
