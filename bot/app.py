@@ -30,7 +30,7 @@ from bot.health import Health
 from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
 from bot.models import Post
-from bot.providers.budget import RateBudget
+from bot.providers.budget_storage import budget_for
 from bot.providers.choppity.client import ChoppityClient
 from bot.security import register_secrets
 from bot.server import inbound_policy
@@ -143,7 +143,7 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None) -> Runti
     slack = make_slack_client(settings)
     providers: dict[str, PostProvider] = {}
     if settings.choppity_api_key:
-        budget = RateBudget(settings.choppity_requests_per_minute, key="choppity")
+        budget = budget_for(settings, engine, "choppity", settings.choppity_requests_per_minute)
         providers["choppity"] = ChoppityClient.build(
             base_url=settings.choppity_api_url,
             api_key=settings.choppity_api_key,

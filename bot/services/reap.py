@@ -46,7 +46,8 @@ from bot.domain import (
 )
 from bot.jobs import Retry, enqueue
 from bot.models import Job, Post, utcnow
-from bot.providers.budget import BudgetExhausted, Priority, RateBudget
+from bot.providers.budget import BudgetExhausted, Priority
+from bot.providers.budget_storage import budget_for
 from bot.providers.errors import (
     ApiBadRequest,
     ApiError,
@@ -891,7 +892,7 @@ def install_reap(services: Services, *, holder: str) -> list[Any]:
     settings = services.settings
     assert settings.reap_api_key, "install_reap needs REAP_API_KEY"
     # One budget for every Reap call this process makes: Reap's limit is per key, not per endpoint.
-    budget = RateBudget(settings.reap_requests_per_minute, key="reap")
+    budget = budget_for(settings, services.engine, "reap", settings.reap_requests_per_minute)
     client = ReapClient.build(
         base_url=settings.reap_api_url, api_key=settings.reap_api_key, budget=budget,
         timeout=settings.http_timeout_seconds,
