@@ -77,6 +77,9 @@ class Size:
     home_slack_latency: float
     # 8. peak memory under a huge body
     huge_body_bytes: int
+    # 9. two replicas on PostgreSQL sharing one Choppity budget
+    replica_drafts: int
+    replica_timeout: float
     # Smoke runs: every section at once (fast, figures meaningless); else one after the other, and the
     # side-by-side apps are started one at a time so their start-up is timed on a quiet machine.
     concurrent_sections: bool = False
@@ -92,6 +95,7 @@ SIZES = {
         reconcile_interval=0.5, reconcile_window=2.5, stressed_interval=0.2, stressed_window=2.5,
         home_posts=50, home_users=3, home_opens=3, home_slack_latency=0.2,
         huge_body_bytes=20 * 2**20,
+        replica_drafts=12, replica_timeout=60.0,
         concurrent_sections=True,
     ),
     "full": Size(
@@ -103,6 +107,7 @@ SIZES = {
         reconcile_interval=60.0, reconcile_window=185.0, stressed_interval=5.0, stressed_window=125.0,
         home_posts=500, home_users=5, home_opens=20, home_slack_latency=0.2,
         huge_body_bytes=300 * 2**20,
+        replica_drafts=100, replica_timeout=400.0,
     ),
 }
 

@@ -29,13 +29,14 @@ from bench.sections import (
     cost_section,
     home_section,
     memory_section,
+    replicas_section,
     run_parallel,
     webhooks_section,
 )
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 # The steps, in the order a full run takes them (`--only` picks some).
-STEPS = ("clicks", "cost", "webhooks", "home", "memory", "burst")
+STEPS = ("clicks", "cost", "webhooks", "home", "memory", "burst", "replicas")
 
 
 def log(message: str) -> None:
@@ -84,6 +85,9 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
     def memory() -> None:
         sections["huge_body"] = memory_section(size, workdir, apps)
 
+    def replicas() -> None:
+        sections["replicas"] = replicas_section(size, workdir, apps)
+
     def side_by_side() -> None:
         run_parallel([burst_a, burst_b, reconcile, stressed], apps, log, quiet_startups=not size.concurrent_sections)
 
@@ -91,7 +95,8 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
              "webhooks": ("webhooks", "webhooks and Choppity calls per approved post", webhooks),
              "home": ("home", "Home tab at scale, Slack answering in 200 ms", home),
              "memory": ("huge body", "peak memory under a huge body", memory),
-             "burst": ("burst", "burst of drafts, footprint and reconciler (side by side)", side_by_side)}
+             "burst": ("burst", "burst of drafts, footprint and reconciler (side by side)", side_by_side),
+             "replicas": ("replicas", "two replicas on PostgreSQL sharing one Choppity budget", replicas)}
     steps = [every[name] for name in STEPS if name in only]
     if size.concurrent_sections:
         # Smoke runs only: everything at once, the figures are not worth reading.
@@ -339,6 +344,35 @@ def targets_and_rows(results: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
             target("Home tab: one Slack call per open (no auth.test, no chat.getPermalink)", worst == [0, 0, 1],
                    f"{worst}"),
         ])
+
+    if "replicas" in s:
+        rep = s["replicas"]
+        before = rep.get("memory", {})
+        if "skipped" in rep:
+            rows.append(["9. Two replicas on PostgreSQL, shared Choppity budget", f"skipped: {rep['skipped']}",
+                         "", "", "report", ""])
+        for name, label in (("postgres", "PostgreSQL"), ("redis", "Redis")):
+            r = rep.get(name)
+            if r is None or "skipped" in r:
+                continue
+            ok = r["choppity_429s"] == 0 and r["max_calls_in_any_60s"] <= 60 and r["cards_lost"] == 0
+            rows.append([
+                f"9. Two replicas on PostgreSQL, budget shared in {label}, {r['drafts']} drafts: "
+                "Choppity calls in the busiest 60 s / 429s",
+                f"{r['max_calls_in_any_60s']} / {r['choppity_429s']} ({r['choppity_calls']} calls)",
+                f"each replica its own window: {before.get('max_calls_in_any_60s', '–')} / "
+                f"{before.get('choppity_429s', '–')} ({before.get('choppity_calls', '–')} calls)",
+                "", "≤ 60 in any 60 s, 0 429s, 0 lost",
+                target(f"two replicas, budget shared in {label}: within Choppity's 60/min, no 429", ok,
+                       f"{r['max_calls_in_any_60s']} in 60 s, {r['choppity_429s']} 429s, {r['cards_lost']} lost"),
+            ])
+            rows.append([
+                f"9. Two replicas, budget shared in {label}: first event → last card, s / cards lost / duplicates",
+                f"{r['first_event_to_last_card_s']:.1f} / {r['cards_lost']} / {r['duplicate_cards']}",
+                f"ideal {r['ideal_s']:.0f} (45 background reads a minute); own windows: "
+                f"{_num(before.get('first_event_to_last_card_s'), 1)}",
+                "", "report", "",
+            ])
 
     if "huge_body" in s:
         m = s["huge_body"]

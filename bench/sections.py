@@ -1,15 +1,19 @@
-"""The eight measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file,
-against its own fake Slack and fake Choppity, and returns plain numbers (ms, seconds, counts)."""
+"""The nine measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file
+(section 9: two processes on a fresh PostgreSQL schema), against its own fake Slack and fake Choppity,
+and returns plain numbers (ms, seconds, counts)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -755,3 +759,127 @@ def memory_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dic
             }
         finally:
             app.stop()
+
+
+# -- 9. two replicas on PostgreSQL sharing one Choppity budget ------------------------------------------
+
+REPLICA_VARIANTS = {
+    # name: (RATE_LIMIT_STORAGE_URL, what it is)
+    "postgres": ("", "shared window in PostgreSQL (the default when DATABASE_URL is PostgreSQL)"),
+    "redis": ("redis", "shared window in Redis"),
+    "memory": ("memory://", "each replica its own in-memory window (before)"),
+}
+
+
+def bench_database_url() -> str | None:
+    """The PostgreSQL server section 9 makes its schemas on (BENCH_DATABASE_URL, else TEST_DATABASE_URL)."""
+    return os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or None
+
+
+def bench_redis_url() -> str | None:
+    """A reachable Redis for section 9 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0), else None."""
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client.ping()
+        client.close()
+    except Exception:  # noqa: BLE001 - unreachable or not installed: the variant is left out
+        return None
+    return url
+
+
+def _replica_run(size: Size, workdir: Path, base_url: str, name: str, storage_url: str,
+                 apps: list[dict[str, Any]], start_lock: threading.Lock) -> dict[str, Any]:
+    """Two app processes on one fresh PostgreSQL schema; a burst of draft webhooks split across them."""
+    from tests.harness import postgres_schema
+
+    # A fresh Choppity account per run: shared windows are per API key, and Redis outlives the run.
+    api_key = f"ck-bench-{uuid.uuid4().hex[:12]}-team_abc"
+    with FakeSlack() as slack, FakeChoppity(api_key=api_key, rate_limit_per_minute=60) as choppity, \
+            postgres_schema(base_url) as url:
+        overrides = {"RATE_LIMIT_STORAGE_URL": storage_url} if storage_url else {}
+        env = app_env(slack, choppity, url, **overrides)
+        engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        replicas: list[AppProcess] = []
+        try:
+            with start_lock:  # one start at a time: the first runs the migrations
+                for n in range(2):
+                    replicas.append(AppProcess(env, workdir / f"replicas_{name}_{n + 1}.log").start())
+                    apps.append({"section": f"replicas ({name}) #{n + 1}", "database": "PostgreSQL, new schema"
+                                 if n == 0 else "PostgreSQL, migrated", "startup_s": replicas[-1].startup_seconds,
+                                 **replicas[-1].memory()})
+            remotes = [choppity.add_post(PLATFORMS[n % len(PLATFORMS)]) for n in range(size.replica_drafts)]
+            started = time.monotonic()
+            with httpx.Client(timeout=60) as client, ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(
+                    lambda n: send_event(replicas[n % 2], "post.draft.created",
+                                         {"post_id": remotes[n]["id"], "clip_id": remotes[n]["clip_id"]}, client),
+                    range(size.replica_drafts)))
+
+            def carded() -> int:
+                with Session(engine) as session:
+                    return int(session.exec(
+                        select(func.count()).select_from(Post).where(col(Post.message_ts).is_not(None))).one())
+
+            deadline = started + size.replica_timeout
+            while carded() < size.replica_drafts and time.monotonic() < deadline:
+                time.sleep(0.25)
+            done = carded()
+            settle(engine, timeout=60)
+            calls = choppity.calls()
+            times = [c.at for c in calls if c.at >= started]
+            posted = [c for c in slack.calls("chat.postMessage")
+                      if c.http_status == 200 and c.error is None and not c.args.get("thread_ts")]
+            cards = {json.dumps(c.args.get("metadata", {}).get("event_payload", {}), sort_keys=True) for c in posted}
+            last_card = max((c.at for c in posted), default=started)
+            return {
+                "storage": REPLICA_VARIANTS[name][1],
+                "drafts": size.replica_drafts,
+                "event_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+                "choppity_calls": len(times),
+                "max_calls_in_any_60s": max_in_window(times),
+                "choppity_429s": choppity.rate_limited_count,
+                "cards": done,
+                "cards_lost": size.replica_drafts - done,
+                "duplicate_cards": len(posted) - len(cards),
+                "first_event_to_last_card_s": last_card - started,
+                "ideal_s": 60.0 * ((size.replica_drafts - 1) // 45),  # 45 background reads a minute
+            }
+        finally:
+            for replica in replicas:
+                replica.stop()
+            engine.dispose()
+
+
+def replicas_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two replicas on one PostgreSQL database card a burst needing more Choppity reads than a minute
+    allows: with a shared window (PostgreSQL; Redis when reachable) and, as the reference, with each
+    replica keeping its own window. The runs go side by side, each with its own fakes and schema."""
+    base_url = bench_database_url()
+    if not base_url:
+        return {"skipped": "needs PostgreSQL: set BENCH_DATABASE_URL or TEST_DATABASE_URL"}
+    redis_url = bench_redis_url()
+    variants = {name: (redis_url if url == "redis" else url) for name, (url, _) in REPLICA_VARIANTS.items()
+                if url != "redis" or redis_url}
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+    start_lock = threading.Lock()
+
+    def run(name: str, storage_url: str) -> None:
+        try:
+            results[name] = _replica_run(size, workdir, base_url, name, storage_url or "", apps, start_lock)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, name=f"replicas {item[0]}") for item in variants.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("replicas section failed") from errors[0]
+    if not redis_url:
+        results["redis"] = {"skipped": "Redis not reachable (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0)"}
+    return results

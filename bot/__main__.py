@@ -1,4 +1,5 @@
-"""Command line: `greenlight` (or `python -m bot`) runs the bot; `greenlight migrate` upgrades the DB.
+"""Command line: `greenlight` (or `python -m bot`) runs the bot; `greenlight migrate` upgrades the DB;
+`greenlight audit` exports the audit log (bot.audit).
 
 This is the only module that reads `.env` and the process environment.
 """
@@ -63,8 +64,15 @@ def run(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `greenlight` console script."""
     parser = argparse.ArgumentParser(prog="greenlight", description="Approve social posts in Slack.")
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "migrate", "check"),
-                        help="run the bot (default), migrate the database, or check the settings")
+    commands = parser.add_subparsers(dest="command", metavar="{run,migrate,check,audit}",
+                                     help="run the bot (default), migrate the database, check the settings, "
+                                          "or export the audit log")
+    commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("check", help="validate the settings")
+    from bot.audit import add_audit_parser
+
+    add_audit_parser(commands)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings)
@@ -77,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         logging.getLogger("bot").info("settings are valid: %r", settings)
         return
+    if args.command == "audit":
+        from bot.audit import run_audit
+
+        raise SystemExit(run_audit(settings, args))
     # uvicorn handles SIGINT/SIGTERM itself: it stops accepting requests, finishes the ones in
     # flight, and then `run` stops the workers (their unfinished jobs are leased, never lost).
     run(settings)

@@ -29,12 +29,12 @@ from bot.jobs import JobRunner
 from bot.listeners import guard, register_listeners
 from bot.logs import ContextThreadPoolExecutor
 from bot.models import utcnow
-from bot.providers.budget import RateBudget
 from bot.providers.registry import Providers, build_providers
 from bot.security import register_secrets
 from bot.server import build_asgi, inbound_policy
 from bot.services.access import Approvers
 from bot.services.actions import ActionRunner
+from bot.services.budgets import budget_for
 from bot.services.container import SERVICES_KEY, Services
 from bot.services.delivery import SlackDelivery
 from bot.services.health import Health
@@ -123,7 +123,9 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
     """Every service, wired; nothing started."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     slack = make_slack_client(settings)
-    providers: Providers = build_providers(settings, lambda key, per_minute: RateBudget(per_minute, key=key))
+    providers: Providers = build_providers(
+        settings, lambda key, per_minute: budget_for(settings, engine, key, per_minute)
+    )
     runner = JobRunner(engine, {}, threads=settings.worker_threads, poll_seconds=settings.worker_poll_seconds,
                        lease_seconds=settings.job_lease_seconds, clock=clock)
     wake = runner.wake

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CHOPPITY_API_URL = "https://api2.choppity.com"
@@ -66,6 +67,9 @@ class Settings:
     slack_timeout_seconds: float = 10.0
     # How long a worker holds a claimed job before another worker may take it over (crash recovery).
     job_lease_seconds: float = 60.0
+    # Where provider request budgets keep their moving window: None (empty) is PostgreSQL when the
+    # database is PostgreSQL, else this process's memory; "memory://" or a redis:// URL force one.
+    rate_limit_storage_url: str | None = field(default=None, repr=False)
     # Test-only: named crash points (bot.failpoints) that SIGKILL the process when reached.
     # GREENLIGHT_FAILPOINTS, comma-separated; never set it in production.
     failpoints: tuple[str, ...] = ()
@@ -95,6 +99,7 @@ class Settings:
             self.reap_api_key,
             self.reap_webhook_token,
             *self.choppity_webhook_secrets,
+            *_url_credentials(self.rate_limit_storage_url),
         ]
         return [v for v in values if v]
 
@@ -123,6 +128,7 @@ class Settings:
             slack_timeout_seconds=read.number("SLACK_TIMEOUT_SECONDS", 10.0, 0.2),
             job_lease_seconds=read.number("JOB_LEASE_SECONDS", 60.0, 1.0),
             failpoints=read.csv("GREENLIGHT_FAILPOINTS"),
+            rate_limit_storage_url=_rate_limit_storage_url(read),
         )
         if read.problems:
             raise ConfigError(read.problems)
@@ -293,3 +299,46 @@ def _database_url(read: _EnvReader) -> str:
     if not database_url.startswith(("sqlite", "postgresql")):
         read.problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
     return database_url
+
+
+# -- RATE_LIMIT_STORAGE_URL ---------------------------------------------------------------------------
+
+RATE_LIMIT_STORAGE_SCHEMES = ("redis", "rediss", "redis+unix", "memory")
+
+
+def _rate_limit_storage_url(read: _EnvReader) -> str | None:
+    value = read.get("RATE_LIMIT_STORAGE_URL")
+    if value is not None:
+        problem = _rate_limit_storage_problem(value)
+        if problem:
+            read.problems.append(f"RATE_LIMIT_STORAGE_URL {problem}")
+    return value
+
+
+def _rate_limit_storage_problem(value: str) -> str | None:
+    """What is wrong with a RATE_LIMIT_STORAGE_URL (never quoting it: it may hold a password)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return "is not a valid URL"
+    scheme = parts.scheme.lower()
+    if scheme not in RATE_LIMIT_STORAGE_SCHEMES or "://" not in value:
+        shown = f"a {scheme}: URL" if scheme and scheme.isascii() and scheme.replace("+", "").isalnum() else "that"
+        return f"must be redis://host:port/db, rediss://…, redis+unix:///path or memory://, not {shown}"
+    if scheme in ("redis", "rediss") and not parts.hostname:
+        return f"needs a host ({scheme}://host:6379/0)"
+    if scheme == "redis+unix" and not parts.path:
+        return "needs a socket path (redis+unix:///path/to/redis.sock)"
+    return None
+
+
+def _url_credentials(value: str | None) -> list[str]:
+    """The URL and its password, when it carries one (for log redaction)."""
+    if not value:
+        return []
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return [value]
+    return [value, unquote(password), password] if password else []

@@ -8,6 +8,7 @@
 - `WebhookEvent`: received webhook ids, for at-least-once de-duplication.
 - `Approval`: one row per approver per content version (several approvals may be required).
 - `Lease`: named singleton leases for background loops shared by several replicas.
+- `RateLimitHit`, `RateLimitBlock`: provider request budgets shared by replicas on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -184,3 +197,29 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str | None = Field(default=None, max_length=64)
     expires_at: datetime | None = _ts()
+
+
+class RateLimitHit(SQLModel, table=True):
+    """One provider request, for the moving window replicas share on PostgreSQL.
+
+    Written and pruned only by bot.services.budgets.PostgresWindow; `at` is unix seconds on
+    the database's clock.
+    """
+
+    __tablename__ = "rate_limit_hit"
+    __table_args__ = (Index("ix_rate_limit_hit_key_at", "key", "at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    key: str = Field(max_length=128)
+    at: float = Field(sa_column=Column(Double, nullable=False))
+
+
+class RateLimitBlock(SQLModel, table=True):
+    """"No calls to this provider account before `blocked_until` (unix seconds)", as a replica heard it."""
+
+    __tablename__ = "rate_limit_block"
+
+    key: str = Field(primary_key=True, max_length=128)
+    blocked_until: float = Field(sa_column=Column(Double, nullable=False))

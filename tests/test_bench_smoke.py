@@ -80,4 +80,9 @@ def test_tiny_benchmark_run_produces_every_figure(tmp_path: Path) -> None:
     for figure in ("peak_before_mib", "peak_after_mib", "growth_mib"):
         _number(s, "huge_body", figure)
     assert len(s["huge_body"]["routes"]) == 3
+    # 9. two replicas on PostgreSQL sharing one Choppity budget (when the suite has PostgreSQL)
+    if "skipped" not in s["replicas"]:
+        for variant in ("postgres", "memory"):
+            for figure in ("choppity_calls", "max_calls_in_any_60s", "choppity_429s", "cards_lost"):
+                _number(s, "replicas", variant, figure)
     assert results["targets"], "no targets were evaluated"

@@ -121,3 +121,5 @@ class Card:
     compact: bool = False
     # Whether the provider can still cancel the post in its current status.
     can_cancel: bool = False
+    # What would stop this draft from going out as it is (the card asks for an edit first).
+    problems: tuple[str, ...] = ()

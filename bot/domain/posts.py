@@ -324,6 +324,9 @@ def caption_error(caption: str, platform: Platform) -> str | None:
         # Say how TikTok counts when it differs from what the user sees, or the numbers look wrong.
         how = " (emoji count as 2)" if length != len(caption) else ""
         return f"Caption is {length:,} characters{how}; {platform.label} allows {limit:,}."
+    if platform is Platform.YOUTUBE and ("<" in caption or ">" in caption):
+        # YouTube refuses them in a description (its API rejects the upload).
+        return "YouTube descriptions can't contain < or >."
     return None
 
 

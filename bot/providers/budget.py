@@ -3,8 +3,11 @@
 User actions, webhook processing and the reconciler all draw from one moving window (via the
 `limits` library), so background work can never starve a click: background callers only take a
 slot while more than `reserve` slots remain. The provider's own `X-RateLimit-*` headers are fed
-back in, so several replicas (each with its own in-memory window) still back off when the shared
-server-side budget runs out.
+back in, so replicas also back off when the server-side budget runs out.
+
+Where the window lives is a `WindowStorage` (bot.providers.budget_storage): in this process by
+default, or shared by every replica (Redis, PostgreSQL) so that together they stay within the
+provider's limit. `bot.services.budgets.budget_for` picks it from the settings.
 """
 
 from __future__ import annotations
@@ -14,10 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from enum import Enum
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-
+from bot.providers.budget_storage import MemoryWindow, WindowStorage
 from bot.providers.errors import BudgetExhausted
 
 __all__ = ["BudgetExhausted", "Priority", "RateBudget", "parse_retry_after"]
@@ -31,7 +31,14 @@ class Priority(Enum):
 
 
 class RateBudget:
-    """A per-minute request budget with a reserve kept for interactive calls."""
+    """A per-minute request budget with a reserve kept for interactive calls.
+
+    `storage` holds the moving window (default: this process's memory); `storage_key` names the
+    window in it (default: `key`, which also names the provider in BudgetExhausted).
+    """
+
+    #: Length of the moving window, in seconds.
+    window_seconds = 60
 
     def __init__(
         self,
@@ -41,10 +48,12 @@ class RateBudget:
         reserve_fraction: float = 0.25,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        storage: WindowStorage | None = None,
+        storage_key: str | None = None,
     ) -> None:
         self.per_minute = per_minute
-        self._item = RateLimitItemPerMinute(per_minute)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.storage = storage if storage is not None else MemoryWindow()
+        self._storage_key = storage_key or key
         self._key = key
         self._reserve = max(0, min(per_minute - 1, round(per_minute * reserve_fraction)))
         self._lock = threading.Lock()
@@ -59,12 +68,11 @@ class RateBudget:
             now = self._clock()
             if now < self._server_blocked_until:
                 return self._server_blocked_until - now
-            stats = self._limiter.get_window_stats(self._item, self._key)
             floor = self._reserve if priority is Priority.BACKGROUND else 0
-            if stats.remaining > floor and self._limiter.hit(self._item, self._key):
+            wait = self.storage.take(self._storage_key, limit=self.per_minute, window=self.window_seconds, keep=floor)
+            if wait == 0.0:
                 self.acquired += 1
-                return 0.0
-            return max(0.05, stats.reset_time - now)
+            return wait
 
     def acquire(self, priority: Priority = Priority.INTERACTIVE, *, max_wait: float = 30.0) -> None:
         """Block until a slot is free; raise BudgetExhausted if that would take over `max_wait`."""
@@ -80,10 +88,10 @@ class RateBudget:
     def remaining(self) -> int:
         """Slots left in the current window (for metrics and tests)."""
         with self._lock:
-            return int(self._limiter.get_window_stats(self._item, self._key).remaining)
+            return self.storage.remaining(self._storage_key, limit=self.per_minute, window=self.window_seconds)
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
-        """Learn from the provider's rate-limit headers (shared across every replica)."""
+        """Learn from the provider's rate-limit headers (and tell every replica, when shared)."""
         remaining = headers.get("x-ratelimit-remaining")
         reset = headers.get("x-ratelimit-reset")
         retry_after = headers.get("retry-after")
@@ -99,9 +107,12 @@ class RateBudget:
         if status == 429 and until <= now:
             until = now + 1.0
         if until > now:
+            # Cap at two minutes so a bogus header can't stall us for hours.
+            until = min(until, now + 120.0)
             with self._lock:
-                # Cap at two minutes so a bogus header can't stall us for hours.
-                self._server_blocked_until = max(self._server_blocked_until, min(until, now + 120.0))
+                self._server_blocked_until = max(self._server_blocked_until, until)
+            if self.storage.shared:
+                self.storage.block(self._storage_key, until)
 
 
 def parse_retry_after(value: str, now: float) -> float:

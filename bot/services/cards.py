@@ -13,7 +13,16 @@ import logging
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
-from bot.domain import Activity, Card, CardDetails, PendingAction, Platform, PostContent, PostStatus
+from bot.domain import (
+    Activity,
+    Card,
+    CardDetails,
+    PendingAction,
+    Platform,
+    PostContent,
+    PostStatus,
+    ProviderPost,
+)
 from bot.jobs import enqueue
 from bot.models import Approval, Post
 from bot.providers.base import Provider
@@ -93,4 +102,15 @@ def card_for(session: Session, post: Post, settings: Settings, provider: Provide
         raw_status=post.remote_status,
         compact=post.card_compact,
         can_cancel=provider is not None and status in provider.capabilities.cancellable,
+        problems=_problems(provider, target.status, target),
     )
+
+
+def _problems(provider: Provider | None, status: PostStatus, target: ProviderPost) -> tuple[str, ...]:
+    """Publish blockers, while Greenlight still decides what goes out (a draft, or a schedule it holds)."""
+    if provider is None:
+        return ()
+    open_draft = status is PostStatus.DRAFT or (
+        status is PostStatus.SCHEDULED and provider.capabilities.schedule_held_locally
+    )
+    return tuple(provider.publish_problems(target)) if open_draft else ()

@@ -135,7 +135,12 @@ class OutcomeService:
                     give_up_after: timedelta) -> None:
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
-            since = (post.approved_at or post.updated_at) if post is not None else self.clock()
+            if post is None:
+                since = self.clock()
+            else:
+                # Handed over on approval or, for a schedule Greenlight held, at the scheduled time.
+                since = max((t for t in (post.approved_at, post.scheduled_at) if t is not None),
+                            default=post.updated_at)
         age = self.clock() - since
         if age > give_up_after:
             with session_scope(self.engine) as session:

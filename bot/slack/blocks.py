@@ -352,6 +352,8 @@ def card_blocks(card: Card) -> list[Block]:
     lines = [_detail_text(line) for line in details.lines] + [_result_text(r) for r in details.results]
     if lines and not card.compact:
         blocks.append(_context(Mrkdwn("\n").join(lines)))
+    if card.problems:
+        blocks.append(_context(fmt("⚠️ Edit before publishing: {problems}", problems=" ".join(card.problems))))
     blocks.append(
         _context(
             fmt("Clip {clip} · {provider} post {external} · Greenlight #{id}", clip=card.clip_id,

@@ -116,6 +116,14 @@ def parse_edit(platform: Platform, old: PostContent, values: FormValues) -> Chan
     return Change(content=content, summary=describe_changes(old, content))
 
 
+def content_problems(platform: Platform, content: PostContent) -> list[str]:
+    """What the platform would refuse in this content (checked before publishing or scheduling)."""
+    found = [caption_error(content.caption, platform)]
+    if platform is Platform.YOUTUBE:
+        found.append(title_error((content.title or "").strip()))
+    return [problem for problem in found if problem is not None]
+
+
 def _text(values: FormValues, field: FieldId) -> str:
     value = values.get(field)
     return value if isinstance(value, str) else ""

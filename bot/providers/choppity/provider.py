@@ -152,6 +152,10 @@ class ChoppityProvider(Provider):
 
     # -- presentation data -------------------------------------------------------------------------------
 
+    def publish_problems(self, post: ProviderPost) -> list[str]:
+        """Caption and title the platform would refuse (Choppity itself would answer 400)."""
+        return form.content_problems(post.platform, post.content)
+
     def card_details(self, post: ProviderPost) -> CardDetails:
         """The platform settings: TikTok's privacy and toggles, YouTube's category."""
         return details(post.platform, post.content)

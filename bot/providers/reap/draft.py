@@ -262,9 +262,6 @@ def card_details(content: PostContent, draft: ReapDraft, *, open_draft: bool) ->
     elif failed and any(r.ok for r in results):
         lines.append(DetailLine((f"⚠️ Partly published: {', '.join(failed)} failed ({NO_REASON}).",), tone=Tone.WARNING))
     if open_draft and not draft.handed_off:
-        found = problems(content, draft)
-        if found:
-            lines.append(DetailLine(("⚠️ Edit before publishing: " + " ".join(found),), tone=Tone.WARNING))
         lines.append(DetailLine((CANCEL_NOTE,)))
     labels = tuple(a.label for a in draft.target_accounts())
     return CardDetails(targets=labels, lines=tuple(lines), results=results)
