@@ -23,11 +23,15 @@ from urllib.parse import urlencode
 import httpx
 import uvicorn
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
 
 from bot.app import Runtime, create_runtime
 from bot.config import Settings
+from bot.models import AuditEvent, Job, Post
 from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import Ephemeral, FakeSlack, Message
+from tests.fakes.slack import text_of as raw_text_of
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 WEBHOOK_SECRET = "whsec_choppity_test_secret_42"
@@ -396,3 +400,105 @@ def live_markup_problems(fake_slack: FakeSlack, *, secrets: tuple[str, ...] = ()
             if secret in text:
                 problems.append(f"a secret reached Slack in {text[:80]!r}")
     return problems
+
+
+# -- reading what happened: the one vocabulary every test uses -------------------------------------
+
+
+def text_of(obj: Message | Ephemeral | dict[str, Any] | list[dict[str, Any]] | None) -> str:
+    """What a person sees: every text of a message or blocks, with Slack's &amp;/&lt;/&gt; undone."""
+    return raw_text_of(obj).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _engine(source: Greenlight | Engine) -> Engine:
+    return source.services.engine if isinstance(source, Greenlight) else source
+
+
+def db_post(app: Greenlight | Engine, external_id: str) -> Post:
+    """Greenlight's row for the provider post `external_id` (detached, safe to read after)."""
+    with Session(_engine(app)) as session:
+        post = session.exec(select(Post).where(Post.external_id == external_id)).one()
+        session.expunge(post)
+        return post
+
+
+def card(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> Message:
+    """The card of provider post `external_id`, as the fake Slack holds it now."""
+    post = db_post(app, external_id)
+    assert post.message_ts, "card was never posted"
+    message = fake_slack.message(CHANNEL, post.message_ts)
+    assert message is not None
+    return message
+
+
+def cards_of(fake_slack: FakeSlack, post_id: int) -> list[str]:
+    """Every card in the channel whose metadata names `post_id` (exactly-once checks)."""
+    return [m.ts for m in fake_slack.messages(CHANNEL)
+            if (m.metadata or {}).get("event_payload", {}).get("post_id") == post_id]
+
+
+def buttons(message: Message) -> list[str]:
+    """The action ids of a message's buttons, in order."""
+    return [element["action_id"] for block in message.blocks if block["type"] == "actions"
+            for element in block["elements"]]
+
+
+def thread(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> list[str]:
+    """The texts of the replies in a card's thread."""
+    ts = db_post(app, external_id).message_ts
+    assert ts is not None
+    return [text_of(m) for m in fake_slack.replies(CHANNEL, ts)]
+
+
+def card_up(app: Greenlight, fake_choppity: FakeChoppity, platform: str = "youtube",
+            **post_fields: Any) -> tuple[int, dict[str, Any]]:
+    """One Choppity draft, carded through the webhook: (our post id, Choppity's post)."""
+    remote = fake_choppity.add_post(platform, **post_fields)
+    response = app.choppity_event("post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]})
+    assert response.status_code == 200
+    app.settle()
+    post_id = db_post(app, remote["id"]).id
+    assert post_id is not None
+    return post_id, remote
+
+
+def publish_calls(fake_choppity: FakeChoppity, post_id: str) -> list[Any]:
+    """Publish requests the fake Choppity received for `post_id`."""
+    return fake_choppity.calls("POST", rf"/v1/posts/{post_id}/publish$")
+
+
+def count_rows(app: Greenlight | Engine, model: Any, *where: Any) -> int:
+    """How many rows of `model` match `where`."""
+    with Session(_engine(app)) as session:
+        return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
+
+
+def jobs(app: Greenlight | Engine, kind: str) -> list[Job]:
+    """Every job of `kind`, oldest first (detached)."""
+    with Session(_engine(app)) as session:
+        rows = list(session.exec(select(Job).where(Job.kind == kind).order_by(col(Job.id))).all())
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def audit_rows(app: Greenlight | Engine, post_id: int | None = None) -> list[AuditEvent]:
+    """The audit log (of one post, when given), oldest first (detached)."""
+    with Session(_engine(app)) as session:
+        query = select(AuditEvent).order_by(col(AuditEvent.id))
+        if post_id is not None:
+            query = query.where(AuditEvent.post_id == post_id)
+        rows = list(session.exec(query).all())
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def audit(app: Greenlight | Engine, post_id: int) -> list[tuple[str | None, str, str]]:
+    """(actor, action, outcome) of each audit row of a post."""
+    return [(r.actor, r.action, r.outcome) for r in audit_rows(app, post_id)]
+
+
+def audit_details(app: Greenlight | Engine, post_id: int) -> list[tuple[str | None, str, str, str | None]]:
+    """(actor, action, outcome, detail) of each audit row of a post."""
+    return [(r.actor, r.action, r.outcome, r.detail) for r in audit_rows(app, post_id)]

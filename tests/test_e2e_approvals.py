@@ -25,14 +25,25 @@ from slack_sdk import WebClient
 from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
-from bot.models import Approval, AuditEvent, Post, utcnow
+from bot.domain.forms import FieldId
+from bot.models import Approval, Post, utcnow
 from bot.services.reminders import Reminders
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
-from tests.fakes.slack import PERMALINK_BASE, Ephemeral, FakeSlack, Message
-from tests.fakes.slack import text_of as _raw_text_of
-from tests.harness import CHANNEL, Greenlight, SlackDriver, wait_until
-from tests.test_e2e_core import buttons, card, card_up, db_post
+from tests.fakes.slack import PERMALINK_BASE, FakeSlack
+from tests.harness import (
+    CHANNEL,
+    Greenlight,
+    SlackDriver,
+    audit,
+    audit_rows,
+    buttons,
+    card,
+    card_up,
+    db_post,
+    text_of,
+    wait_until,
+)
 
 TEAM = {"APPROVERS": "U_ANA,S_LEADS"}
 TWO = {**TEAM, "REQUIRED_APPROVALS": "2"}
@@ -55,26 +66,6 @@ def team(make_app: Callable[..., Greenlight], fake_slack: FakeSlack) -> Start:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def text_of(obj: Message | Ephemeral | dict[str, Any] | list[dict[str, Any]] | None) -> str:
-    """What a person sees, with Slack's &amp;/&lt;/&gt; escapes undone."""
-    return _raw_text_of(obj).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def audit_rows(app: Greenlight, post_id: int | None = None) -> list[AuditEvent]:
-    with Session(app.services.engine) as session:
-        query = select(AuditEvent).order_by(col(AuditEvent.id))
-        if post_id is not None:
-            query = query.where(AuditEvent.post_id == post_id)
-        rows = list(session.exec(query).all())
-        for row in rows:
-            session.expunge(row)
-        return rows
-
-
-def audit(app: Greenlight, post_id: int) -> list[tuple[str | None, str, str]]:
-    return [(r.actor, r.action, r.outcome) for r in audit_rows(app, post_id)]
 
 
 def detail_of(app: Greenlight, post_id: int, action: str, outcome: str) -> str:
@@ -119,7 +110,7 @@ def edit_title(app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, post_
                title: str) -> None:
     assert slack.click(ActionId.EDIT, post_id, user=user).status_code == 200
     view = slack.latest_view(ViewId.EDIT, post_id=post_id)
-    response = slack.submit(view, user=user, values={Field.TITLE: {"type": "plain_text_input", "value": title}})
+    response = slack.submit(view, user=user, values={FieldId.TITLE: {"type": "plain_text_input", "value": title}})
     assert response.status_code == 200 and response.text in ("", "{}"), response.text
     fake_slack.close_view(view["id"])
     app.settle()
@@ -129,7 +120,7 @@ def schedule(app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, post_id
     assert slack.click(ActionId.SCHEDULE, post_id, user=user).status_code == 200
     view = slack.latest_view(ViewId.SCHEDULE, post_id=post_id)
     response = slack.submit(view, user=user,
-                            values={Field.WHEN: {"type": "datetimepicker", "selected_date_time": when}})
+                            values={FieldId.WHEN: {"type": "datetimepicker", "selected_date_time": when}})
     assert response.status_code == 200 and response.text in ("", "{}"), response.text
     fake_slack.close_view(view["id"])
     app.settle()
@@ -139,7 +130,7 @@ def cancel(app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, post_id: 
            reason: str | None = None) -> None:
     assert slack.click(ActionId.CANCEL, post_id, user=user).status_code == 200
     view = slack.latest_view(ViewId.CANCEL, post_id=post_id)
-    values: dict[str, Any] | None = {Field.REASON: {"type": "plain_text_input", "value": reason}} if reason else None
+    values: dict[str, Any] | None = {FieldId.REASON: {"type": "plain_text_input", "value": reason}} if reason else None
     response = slack.submit(view, user=user, values=values)
     assert response.status_code == 200 and response.text in ("", "{}"), response.text
     fake_slack.close_view(view["id"])
@@ -159,7 +150,7 @@ def test_an_outsiders_click_changes_nothing_and_is_told_who_can_approve(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TEAM)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     before, calls_before = snapshot(app, remote["id"]), len(fake_choppity.calls())
     card_before = card(fake_slack, app, remote["id"])
 
@@ -188,7 +179,7 @@ def test_an_outsider_can_still_edit_by_default_but_not_publish_her_edit(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TEAM)
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube", title="Old title")
+    post_id, remote = card_up(app, fake_choppity, "youtube", title="Old title")
     edit_title(app, slack, fake_slack, post_id, OUTSIDER, "Carol's title")
     puts = fake_choppity.calls("PUT", rf"/v1/posts/{remote['id']}$")
     assert [c.json for c in puts] == [{"title": "Carol's title"}]
@@ -206,7 +197,7 @@ def test_editors_can_edit_false_refuses_an_outsiders_edit(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TEAM, EDITORS_CAN_EDIT="false")
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     calls_before = len(fake_choppity.calls())
 
     slack.click(ActionId.EDIT, post_id, user=OUTSIDER)
@@ -222,14 +213,14 @@ def test_editors_can_edit_false_refuses_an_outsiders_edit(
     slack.click(ActionId.EDIT, post_id, user="U_ANA")
     view = slack.latest_view(ViewId.EDIT, post_id=post_id)
     response = slack.submit(view, user=OUTSIDER,
-                            values={Field.TITLE: {"type": "plain_text_input", "value": "Sneaky"}})
+                            values={FieldId.TITLE: {"type": "plain_text_input", "value": "Sneaky"}})
     assert response.json()["response_action"] == "errors"
     assert "Only approvers can edit" in json.dumps(response.json())
     app.settle()
     assert fake_choppity.calls("PUT") == []
 
     # An approver's edit goes through.
-    response = slack.submit(view, user="U_ANA", values={Field.TITLE: {"type": "plain_text_input", "value": "Fine"}})
+    response = slack.submit(view, user="U_ANA", values={FieldId.TITLE: {"type": "plain_text_input", "value": "Fine"}})
     assert response.status_code == 200 and response.text in ("", "{}")
     app.settle()
     assert [c.json for c in fake_choppity.calls("PUT")] == [{"title": "Fine"}]
@@ -239,8 +230,8 @@ def test_a_user_group_member_is_an_approver_and_the_group_is_cached(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TEAM)
-    first_id, first = card_up(app, slack, fake_choppity)
-    second_id, second = card_up(app, slack, fake_choppity, "linkedin")
+    first_id, first = card_up(app, fake_choppity)
+    second_id, second = card_up(app, fake_choppity, "linkedin")
 
     slack.click(ActionId.PUBLISH, first_id, user="U_BOB")  # U_BOB only qualifies through S_LEADS
     app.settle()
@@ -264,7 +255,7 @@ def test_a_failed_group_lookup_refuses_the_action_and_calls_nothing(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(APPROVERS="S_LEADS")
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     before, calls_before = snapshot(app, remote["id"]), len(fake_choppity.calls())
     fake_slack.fail_next("usergroups.users.list", "plan_upgrade_required")
 
@@ -287,7 +278,7 @@ def test_anyone_may_act_when_approvers_is_empty_and_one_click_publishes(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team()
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     message = card(fake_slack, app, remote["id"])
     assert ActionId.APPROVE not in buttons(message) and "Approvals" not in text_of(message)
     slack.click(ActionId.PUBLISH, post_id, user=OUTSIDER)
@@ -304,7 +295,7 @@ def test_two_approvals_are_needed_and_given_by_two_people(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     message = card(fake_slack, app, remote["id"])
     assert buttons(message) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
     assert "Approvals 0/2" in approvals_line(fake_slack, app, remote["id"])
@@ -343,14 +334,14 @@ def test_schedule_becomes_available_after_the_approvals(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     approve(app, slack, post_id, "U_ANA")
     # One approval is not enough: the schedule modal's submission is refused inline.
     slack.click(ActionId.SCHEDULE, post_id, user="U_ANA")
     view = slack.latest_view(ViewId.SCHEDULE, post_id=post_id)
     when = int(time.time()) + 7200
     refused = slack.submit(view, user="U_ANA",
-                           values={Field.WHEN: {"type": "datetimepicker", "selected_date_time": when}})
+                           values={FieldId.WHEN: {"type": "datetimepicker", "selected_date_time": when}})
     assert refused.json()["response_action"] == "errors" and "needs 2 approvals" in json.dumps(refused.json())
     fake_slack.close_view(view["id"])
     app.settle()
@@ -366,7 +357,7 @@ def test_the_same_person_approving_twice_counts_once(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
 
     # A double (quadruple) click arriving at once counts once, and every click is answered.
     statuses: list[int] = []
@@ -402,7 +393,7 @@ def test_the_last_editor_cannot_approve_their_own_version(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     edit_title(app, slack, fake_slack, post_id, "U_ANA", "Ana's title")
     assert db_post(app, remote["id"]).last_editor == "U_ANA"
 
@@ -421,7 +412,7 @@ def test_self_approval_is_allowed_when_configured(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO, ALLOW_SELF_APPROVAL="true")
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     edit_title(app, slack, fake_slack, post_id, "U_ANA", "Ana's title")
     approve(app, slack, post_id, "U_ANA")
     assert approvals(app, post_id) == [("U_ANA", 2)]
@@ -432,7 +423,7 @@ def test_an_edit_resets_approvals_and_says_so_in_the_thread(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     approve(app, slack, post_id, "U_ANA")
     approve(app, slack, post_id, "U_BOB")
     assert ActionId.PUBLISH in buttons(card(fake_slack, app, remote["id"]))
@@ -469,7 +460,7 @@ def test_every_action_is_audited_and_replied_in_the_thread(
     app, slack = team(**TEAM)
 
     # Edit (with a field-level summary), publish, then Choppity's webhook reports it published.
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube", caption="short")
+    post_id, remote = card_up(app, fake_choppity, "youtube", caption="short")
     edit_title(app, slack, fake_slack, post_id, "U_ANA", "A better title")
     assert detail_of(app, post_id, "edit", "ok") == "title"
     slack.click(ActionId.PUBLISH, post_id, user="U_BOB")
@@ -492,7 +483,7 @@ def test_every_action_is_audited_and_replied_in_the_thread(
     assert "Published on YouTube" in thread[2] and "https://youtu.be/abc" in thread[2]
 
     # Schedule.
-    sched_id, sched = card_up(app, slack, fake_choppity, "linkedin")
+    sched_id, sched = card_up(app, fake_choppity, "linkedin")
     when = int(time.time()) + 7200
     schedule(app, slack, fake_slack, sched_id, "U_ANA", when)
     assert ("U_ANA", "schedule", "ok") in audit(app, sched_id)
@@ -500,13 +491,13 @@ def test_every_action_is_audited_and_replied_in_the_thread(
     assert len(thread) == 1 and f"<!date^{when}^" in thread[0] and "<@U_ANA>" in thread[0]
 
     # Cancel with a reason: the reason is in the record and in the thread.
-    cancel_id, cancelled = card_up(app, slack, fake_choppity, "tiktok")
+    cancel_id, cancelled = card_up(app, fake_choppity, "tiktok")
     cancel(app, slack, fake_slack, cancel_id, "U_BOB", reason="Off-brand music")
     assert "Off-brand music" in detail_of(app, cancel_id, "cancel", "ok")
     thread = replies(fake_slack, app, cancelled["id"])
     assert len(thread) == 1 and "<@U_BOB> cancelled" in thread[0] and "Off-brand music" in thread[0]
     # ... and without one.
-    plain_id, plain = card_up(app, slack, fake_choppity, "instagram")
+    plain_id, plain = card_up(app, fake_choppity, "instagram")
     cancel(app, slack, fake_slack, plain_id, "U_ANA")
     assert detail_of(app, plain_id, "cancel", "ok") == "cancelled"
     assert len(replies(fake_slack, app, plain["id"])) == 1
@@ -516,7 +507,7 @@ def test_errors_and_failed_webhook_outcomes_are_recorded_and_replied(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, slack = team(**TEAM)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
 
     # Choppity refuses the publish: the clicker is told, the record and the thread say so.
     fake_choppity.fail_next("POST", r"/publish$", 400, code="BAD_REQUEST", message="YouTube connection expired")
@@ -540,7 +531,7 @@ def test_errors_and_failed_webhook_outcomes_are_recorded_and_replied(
     assert "failed" in thread[2] and "Video rejected by YouTube" in thread[2]
 
     # An unexpected internal error: recorded, told, and said in the thread, with the post released.
-    other_id, other = card_up(app, slack, fake_choppity, "linkedin")
+    other_id, other = card_up(app, fake_choppity, "linkedin")
 
     def boom(*args: Any) -> Any:
         raise RuntimeError("boom")
@@ -584,7 +575,7 @@ def test_the_audit_log_is_append_only(team: Start, fake_slack: FakeSlack, fake_c
             statements.append(statement)
 
     event.listen(app.services.engine, "before_cursor_execute", watch)
-    post_id, _ = card_up(app, slack, fake_choppity, "youtube")
+    post_id, _ = card_up(app, fake_choppity, "youtube")
 
     def rows() -> list[tuple[Any, ...]]:
         return [(r.id, r.post_id, r.actor, r.action, r.outcome, r.detail, r.created_at) for r in audit_rows(app)]
@@ -614,14 +605,14 @@ def test_queue_lists_waiting_and_scheduled_posts_with_permalinks_and_local_times
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    waiting_id, waiting = card_up(app, slack, fake_choppity, "youtube", title="Waiting title")
+    waiting_id, waiting = card_up(app, fake_choppity, "youtube", title="Waiting title")
     approve(app, slack, waiting_id, "U_ANA")
-    sched_id, sched = card_up(app, slack, fake_choppity, "linkedin", caption="Scheduled caption")
+    sched_id, sched = card_up(app, fake_choppity, "linkedin", caption="Scheduled caption")
     approve(app, slack, sched_id, "U_ANA")
     approve(app, slack, sched_id, "U_BOB")
     when = int(time.time()) + 3 * 3600
     schedule(app, slack, fake_slack, sched_id, "U_BOB", when)
-    gone_id, _ = card_up(app, slack, fake_choppity, "tiktok", caption="Cancelled caption")
+    gone_id, _ = card_up(app, fake_choppity, "tiktok", caption="Cancelled caption")
     cancel(app, slack, fake_slack, gone_id, "U_ANA")
 
     response, response_url = slack.command("queue", user=OUTSIDER)  # anyone may look
@@ -669,16 +660,16 @@ def test_app_home_shows_the_four_groups_and_refreshes_when_opened(
                   "Recently published (last 7 days) (0)"):
         assert group in empty
 
-    _, waiting = card_up(app, slack, fake_choppity, "youtube", title="Still waiting")
-    sched_id, _ = card_up(app, slack, fake_choppity, "linkedin", caption="Goes out later")
+    _, waiting = card_up(app, fake_choppity, "youtube", title="Still waiting")
+    sched_id, _ = card_up(app, fake_choppity, "linkedin", caption="Goes out later")
     when = int(time.time()) + 7200
     schedule(app, slack, fake_slack, sched_id, "U_ANA", when)
-    pub_id, published = card_up(app, slack, fake_choppity, "instagram", caption="Already out")
+    pub_id, published = card_up(app, fake_choppity, "instagram", caption="Already out")
     slack.click(ActionId.PUBLISH, pub_id, user="U_ANA")
     app.settle()
     fake_choppity.complete_publish(published["id"], url="https://instagram.com/p/xyz")
     app.choppity_event("post.published", {"post_id": published["id"]})
-    fail_id, failed = card_up(app, slack, fake_choppity, "tiktok", caption="Went wrong")
+    fail_id, failed = card_up(app, fake_choppity, "tiktok", caption="Went wrong")
     slack.click(ActionId.PUBLISH, fail_id, user="U_ANA")
     app.settle()
     fake_choppity.fail_post(failed["id"], "TikTok said no")
@@ -741,13 +732,13 @@ def test_reminders_fire_once_per_period_and_not_for_decided_posts(
     reminders = reminders_of(app)
     reminders.stop()  # this test drives the passes itself
 
-    stale_id, stale = card_up(app, slack, fake_choppity, "youtube")
-    fresh_id, fresh = card_up(app, slack, fake_choppity, "linkedin")
-    pub_id, published = card_up(app, slack, fake_choppity, "instagram")
+    stale_id, stale = card_up(app, fake_choppity, "youtube")
+    fresh_id, fresh = card_up(app, fake_choppity, "linkedin")
+    pub_id, published = card_up(app, fake_choppity, "instagram")
     slack.click(ActionId.PUBLISH, pub_id, user="U_ANA")
-    gone_id, gone = card_up(app, slack, fake_choppity, "tiktok")
+    gone_id, gone = card_up(app, fake_choppity, "tiktok")
     cancel(app, slack, fake_slack, gone_id, "U_ANA")
-    sched_id, sched = card_up(app, slack, fake_choppity, "youtube")
+    sched_id, sched = card_up(app, fake_choppity, "youtube")
     schedule(app, slack, fake_slack, sched_id, "U_ANA", int(time.time()) + 7200)
     app.settle()
     assert db_post(app, published["id"]).status == "queued"
@@ -778,7 +769,7 @@ def test_reminders_respect_a_long_period(
 ) -> None:
     app, slack = team(**TEAM, REMIND_AFTER_HOURS="24")
     reminders = reminders_of(app)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     backdate(app, post_id, hours=23)
     assert reminders.run_once() == 0
     backdate(app, post_id, hours=25)
@@ -798,7 +789,7 @@ def test_remind_after_hours_zero_turns_reminders_off(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TEAM, REMIND_AFTER_HOURS="0")
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     backdate(app, post_id, hours=1000)
     assert reminders_of(app).run_once() == 0
     app.settle()
@@ -809,7 +800,7 @@ def test_an_edit_made_in_choppity_also_resets_approvals(
     team: Start, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     app, slack = team(**TWO)
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     approve(app, slack, post_id, "U_ANA")
     approve(app, slack, post_id, "U_BOB")
     # Someone rewrites the caption in Choppity after both approvals; Greenlight notices on re-read.

@@ -10,67 +10,28 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.models import AuditEvent, Job, Post
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.models import Job, Post
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
-from tests.fakes.slack import FakeSlack, Message
-from tests.fakes.slack import text_of as _raw_text_of
-from tests.harness import CHANNEL, Greenlight, SlackDriver, wait_until
-
-
-def card_up(app: Greenlight, slack: SlackDriver, fake_choppity: FakeChoppity, platform: str = "youtube",
-            **post_fields: Any) -> tuple[int, dict[str, Any]]:
-    """Create one Choppity draft, card it through the webhook, return (our post id, Choppity post)."""
-    remote = fake_choppity.add_post(platform, **post_fields)
-    response = app.choppity_event("post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]})
-    assert response.status_code == 200
-    app.settle()
-    return db_post(app, remote["id"]).id, remote  # type: ignore[return-value]
-
-
-def text_of(message: Message) -> str:
-    """What a person sees: the card's text with Slack's &amp;/&lt;/&gt; escapes undone."""
-    return _raw_text_of(message).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def db_post(app: Greenlight, external_id: str) -> Post:
-    with Session(app.services.engine) as session:
-        post = session.exec(select(Post).where(Post.external_id == external_id)).one()
-        session.expunge(post)
-        return post
-
-
-def audit(app: Greenlight, post_id: int) -> list[tuple[str | None, str, str]]:
-    with Session(app.services.engine) as session:
-        rows = session.exec(select(AuditEvent).where(AuditEvent.post_id == post_id).order_by(AuditEvent.id)).all()
-        return [(r.actor, r.action, r.outcome) for r in rows]
-
-
-def card(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> Message:
-    post = db_post(app, external_id)
-    assert post.message_ts, "card was never posted"
-    message = fake_slack.message(CHANNEL, post.message_ts)
-    assert message is not None
-    return message
-
-
-def buttons(message: Message) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
-
-
-def publish_calls(fake_choppity: FakeChoppity, post_id: str) -> list[Any]:
-    return fake_choppity.calls("POST", rf"/v1/posts/{post_id}/publish$")
-
+from tests.fakes.slack import FakeSlack
+from tests.harness import (
+    CHANNEL,
+    Greenlight,
+    SlackDriver,
+    audit,
+    buttons,
+    card,
+    card_up,
+    db_post,
+    publish_calls,
+    text_of,
+    wait_until,
+)
 
 # -- drafts arrive ----------------------------------------------------------------------------------
 
@@ -128,8 +89,8 @@ def test_card_shows_everything_a_reviewer_needs(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     caption = "Big news <b>& more</b> 🎉\nSecond line"
-    _, yt = card_up(app, slack, fake_choppity, "youtube", caption=caption, title="My title")
-    _, tt = card_up(app, slack, fake_choppity, "tiktok")
+    _, yt = card_up(app, fake_choppity, "youtube", caption=caption, title="My title")
+    _, tt = card_up(app, fake_choppity, "tiktok")
     yt_text = text_of(card(fake_slack, app, yt["id"]))
     assert "YouTube" in yt_text and "My title" in yt_text
     assert caption in yt_text
@@ -147,7 +108,7 @@ def test_long_caption_is_shown_in_full(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     caption = " ".join(f"word{i}" for i in range(700))  # ~5,000 chars, over one section's 3,000
-    _, yt = card_up(app, slack, fake_choppity, "youtube", caption=caption)
+    _, yt = card_up(app, fake_choppity, "youtube", caption=caption)
     shown = text_of(card(fake_slack, app, yt["id"]))
     assert "word0" in shown and "word699" in shown
     assert "part 1 of 2" in shown.lower()
@@ -159,7 +120,7 @@ def test_long_caption_is_shown_in_full(
 def test_publish_queues_once_and_updates_the_card(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     response = slack.click(ActionId.PUBLISH, post_id, user="U_BOB")
     assert response.status_code == 200
     app.settle()
@@ -177,7 +138,7 @@ def test_publish_queues_once_and_updates_the_card(
 def test_publish_click_is_acked_before_choppity_answers(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.delay_next("POST", r"/publish$", 2.0)
     response = slack.click(ActionId.PUBLISH, post_id)
     assert response.status_code == 200
@@ -191,7 +152,7 @@ def test_publish_click_is_acked_before_choppity_answers(
 def test_simultaneous_publish_clicks_make_one_choppity_call(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     users = ["U_ANA", "U_BOB", "U_CAROL"] * 4
     results: list[int] = []
     barrier = threading.Barrier(len(users))
@@ -215,7 +176,7 @@ def test_simultaneous_publish_clicks_make_one_choppity_call(
 def test_publish_rejected_by_choppity_tells_the_clicker_and_restores_the_card(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.fail_next("POST", r"/publish$", 400, code="BAD_REQUEST", message="YouTube connection expired")
     slack.click(ActionId.PUBLISH, post_id, user="U_ANA")
     app.settle()
@@ -230,7 +191,7 @@ def test_publish_rejected_by_choppity_tells_the_clicker_and_restores_the_card(
 def test_publish_on_a_post_published_elsewhere_corrects_the_card(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.set_status(remote["id"], "published", published_url="https://youtu.be/xyz",
                              published_at=int(time.time() * 1000))
     slack.click(ActionId.PUBLISH, post_id)
@@ -244,7 +205,7 @@ def test_publish_on_a_post_published_elsewhere_corrects_the_card(
 def test_publish_with_bad_credentials_or_missing_post_explains_it(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.fail_next("POST", r"/publish$", 401, code="UNAUTHORIZED", message="Authentication required")
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()
@@ -261,7 +222,7 @@ def test_publish_with_bad_credentials_or_missing_post_explains_it(
 def test_publish_rate_limited_then_succeeds(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.fail_next("POST", r"/publish$", 429, code="RATE_LIMITED", message="Slow down", retry_after=1)
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: db_post(app, remote["id"]).status == "queued", message="queued after 429")
@@ -273,7 +234,7 @@ def test_publish_rate_limited_then_succeeds(
 def test_publish_5xx_is_re_read_before_any_second_attempt(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     fake_choppity.fail_next("POST", r"/publish$", 503, code="INTERNAL", message="upstream down")
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: db_post(app, remote["id"]).status == "queued", timeout=20, message="queued after 503")
@@ -287,7 +248,7 @@ def test_publish_5xx_is_re_read_before_any_second_attempt(
 def test_publish_timeout_after_sending_never_publishes_twice(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     # Choppity queues the post, then takes longer than our 3 s read timeout to answer.
     fake_choppity.hang_after_processing("POST", r"/publish$", 4.0)
     slack.click(ActionId.PUBLISH, post_id)
@@ -303,14 +264,14 @@ def test_publish_timeout_after_sending_never_publishes_twice(
 def test_edit_modal_is_prefilled_from_choppity_now_and_puts_only_changes(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube", title="Old title")
+    post_id, remote = card_up(app, fake_choppity, "youtube", title="Old title")
     # Someone edited the post in Choppity after the card was posted.
     fake_choppity.set_status(remote["id"], "draft", caption="Caption changed in Choppity")
     assert slack.click(ActionId.EDIT, post_id).status_code == 200
     view = slack.latest_view(ViewId.EDIT)
     prefilled = json.dumps(view)
     assert "Caption changed in Choppity" in prefilled and "Old title" in prefilled
-    response = slack.submit(view, values={Field.TITLE: {"type": "plain_text_input", "value": "New title"}})
+    response = slack.submit(view, values={FieldId.TITLE: {"type": "plain_text_input", "value": "New title"}})
     assert response.status_code == 200 and response.text in ("", "{}")
     app.settle()
     puts = fake_choppity.calls("PUT", rf"/v1/posts/{remote['id']}$")
@@ -323,17 +284,17 @@ def test_edit_modal_is_prefilled_from_choppity_now_and_puts_only_changes(
 def test_edit_validation_errors_show_inline_and_change_nothing(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "tiktok")
+    post_id, remote = card_up(app, fake_choppity, "tiktok")
     slack.click(ActionId.EDIT, post_id)
     view = slack.latest_view(ViewId.EDIT)
-    response = slack.submit(view, values={Field.CAPTION: {"type": "plain_text_input", "value": "x" * 2201}})
+    response = slack.submit(view, values={FieldId.CAPTION: {"type": "plain_text_input", "value": "x" * 2201}})
     body = response.json()
-    assert body["response_action"] == "errors" and "2,200" in body["errors"][Field.CAPTION]
-    yt_id, yt = card_up(app, slack, fake_choppity, "youtube")
+    assert body["response_action"] == "errors" and "2,200" in body["errors"][FieldId.CAPTION]
+    yt_id, yt = card_up(app, fake_choppity, "youtube")
     slack.click(ActionId.EDIT, yt_id)
     view = slack.latest_view(ViewId.EDIT, post_id=yt_id)
-    bad_title = slack.submit(view, values={Field.TITLE: {"type": "plain_text_input", "value": "<script>"}})
-    assert Field.TITLE in bad_title.json()["errors"]
+    bad_title = slack.submit(view, values={FieldId.TITLE: {"type": "plain_text_input", "value": "<script>"}})
+    assert FieldId.TITLE in bad_title.json()["errors"]
     app.settle()
     assert fake_choppity.calls("PUT") == []
 
@@ -341,7 +302,7 @@ def test_edit_validation_errors_show_inline_and_change_nothing(
 def test_edit_of_a_post_no_longer_draft_is_refused(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "instagram")
+    post_id, remote = card_up(app, fake_choppity, "instagram")
     fake_choppity.set_status(remote["id"], "queued")
     slack.click(ActionId.EDIT, post_id)
     view = slack.latest_view(ViewId.LOADING)
@@ -358,10 +319,10 @@ def test_edit_of_a_post_no_longer_draft_is_refused(
 def test_schedule_in_the_viewers_time_zone(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     slack.click(ActionId.SCHEDULE, post_id, user="U_CAROL")  # Asia/Kolkata, UTC+5:30
     view = slack.latest_view(ViewId.SCHEDULE)
-    picker = next(b for b in view["blocks"] if b.get("block_id") == Field.WHEN)["element"]
+    picker = next(b for b in view["blocks"] if b.get("block_id") == FieldId.WHEN)["element"]
     initial = datetime.fromtimestamp(picker["initial_date_time"], tz=ZoneInfo("Asia/Kolkata"))
     assert initial.minute == 0 and initial.second == 0  # a full hour in *her* zone
     assert initial > datetime.now(UTC) + timedelta(minutes=5)
@@ -369,13 +330,13 @@ def test_schedule_in_the_viewers_time_zone(
 
     too_soon = int(time.time()) + 180
     response = slack.submit(view, user="U_CAROL",
-                            values={Field.WHEN: {"type": "datetimepicker", "selected_date_time": too_soon}})
+                            values={FieldId.WHEN: {"type": "datetimepicker", "selected_date_time": too_soon}})
     assert response.json()["response_action"] == "errors"
     assert publish_calls(fake_choppity, remote["id"]) == []
 
     when = int(time.time()) + 7200
     assert slack.submit(view, user="U_CAROL",
-                        values={Field.WHEN: {"type": "datetimepicker", "selected_date_time": when}}).status_code == 200
+                        values={FieldId.WHEN: {"type": "datetimepicker", "selected_date_time": when}}).status_code == 200
     app.settle()
     calls = publish_calls(fake_choppity, remote["id"])
     assert [c.json for c in calls] == [{"scheduled_at": when * 1000}]
@@ -391,11 +352,11 @@ def test_schedule_in_the_viewers_time_zone(
 def test_cancel_asks_for_confirmation_and_records_the_reason(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "tiktok")
+    post_id, remote = card_up(app, fake_choppity, "tiktok")
     slack.click(ActionId.CANCEL, post_id, user="U_BOB")
     view = slack.latest_view(ViewId.CANCEL)
     assert fake_choppity.calls("DELETE") == []  # nothing happens until confirmed
-    slack.submit(view, user="U_BOB", values={Field.REASON: {"type": "plain_text_input", "value": "Off-brand"}})
+    slack.submit(view, user="U_BOB", values={FieldId.REASON: {"type": "plain_text_input", "value": "Off-brand"}})
     app.settle()
     assert len(fake_choppity.calls("DELETE", rf"/v1/posts/{remote['id']}$")) == 1
     message = card(fake_slack, app, remote["id"])
@@ -407,7 +368,7 @@ def test_cancel_asks_for_confirmation_and_records_the_reason(
 def test_cancel_after_queueing_still_works_and_cancel_of_published_is_refused(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()
     slack.click(ActionId.CANCEL, post_id)
@@ -415,7 +376,7 @@ def test_cancel_after_queueing_still_works_and_cancel_of_published_is_refused(
     app.settle()
     assert db_post(app, remote["id"]).status == "cancelled"
 
-    other_id, other = card_up(app, slack, fake_choppity)
+    other_id, other = card_up(app, fake_choppity)
     fake_choppity.set_status(other["id"], "published")
     slack.click(ActionId.CANCEL, other_id)
     slack.submit(slack.latest_view(ViewId.CANCEL))
@@ -430,7 +391,7 @@ def test_cancel_after_queueing_still_works_and_cancel_of_published_is_refused(
 def test_buttons_keep_working_after_a_restart(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     app.restart()
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()
@@ -464,7 +425,7 @@ def test_forged_or_malformed_slack_requests_get_401(app: Greenlight, slack: Slac
 
 
 def test_no_job_is_left_behind(app: Greenlight, slack: SlackDriver, fake_choppity: FakeChoppity) -> None:
-    post_id, _ = card_up(app, slack, fake_choppity)
+    post_id, _ = card_up(app, fake_choppity)
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()
     with Session(app.services.engine) as session:

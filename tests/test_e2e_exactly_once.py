@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import pytest
 from slack_sdk import WebClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from bot.models import AuditEvent, Job
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.models import Job
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
-from tests.harness import CHANNEL, Greenlight, SlackDriver, base_env, wait_until
-from tests.test_e2e_core import buttons, card, card_up, db_post, text_of
-
-
-def cards_of(fake_slack: FakeSlack, post_id: int) -> list[str]:
-    """Every card in the channel whose metadata names `post_id`."""
-    return [m.ts for m in fake_slack.messages(CHANNEL)
-            if (m.metadata or {}).get("event_payload", {}).get("post_id") == post_id]
+from tests.harness import (
+    CHANNEL,
+    Greenlight,
+    SlackDriver,
+    audit_details,
+    base_env,
+    buttons,
+    card,
+    card_up,
+    cards_of,
+    db_post,
+    text_of,
+    wait_until,
+)
 
 
 def card_ts(app: Greenlight, external_id: str) -> str | None:
@@ -32,12 +39,6 @@ def card_ts(app: Greenlight, external_id: str) -> str | None:
     with Session(app.services.engine) as session:
         post = session.exec(select(Post).where(Post.external_id == external_id)).first()
         return post.message_ts if post is not None else None
-
-
-def audit_rows(app: Greenlight, post_id: int) -> list[tuple[str | None, str, str, str | None]]:
-    with Session(app.services.engine) as session:
-        rows = session.exec(select(AuditEvent).where(AuditEvent.post_id == post_id).order_by(col(AuditEvent.id))).all()
-        return [(r.actor, r.action, r.outcome, r.detail) for r in rows]
 
 
 def assert_publish_works(app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, post_id: int, external: str) -> None:
@@ -69,7 +70,7 @@ def test_a_card_whose_answer_is_lost_is_found_and_adopted_not_posted_twice(
     assert post.id is not None
     assert cards_of(fake_slack, post.id) == [post.message_ts]
     assert fake_slack.count("chat.postMessage") == 1
-    assert ("card", "adopted") in [(a, o) for _, a, o, _ in audit_rows(app, post.id)]
+    assert ("card", "adopted") in [(a, o) for _, a, o, _ in audit_details(app, post.id)]
     assert_publish_works(app, slack, fake_slack, post.id, remote["id"])
 
 
@@ -112,7 +113,7 @@ def test_a_slack_that_stores_the_card_later_than_we_looked_ends_with_one_card(
 def test_a_transient_not_found_on_update_never_makes_a_second_card(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, error: str
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "instagram")
+    post_id, remote = card_up(app, fake_choppity, "instagram")
     first_ts = db_post(app, remote["id"]).message_ts
     fake_slack.fail_next("chat.update", error, times=2)
     assert_publish_works(app, slack, fake_slack, post_id, remote["id"])
@@ -123,7 +124,7 @@ def test_a_transient_not_found_on_update_never_makes_a_second_card(
 def test_a_card_really_deleted_in_slack_is_posted_again_once(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     old_ts = db_post(app, remote["id"]).message_ts
     WebClient(token=fake_slack.token, base_url=fake_slack.url).chat_delete(channel=CHANNEL, ts=old_ts)
     assert cards_of(fake_slack, post_id) == []
@@ -134,7 +135,7 @@ def test_a_card_really_deleted_in_slack_is_posted_again_once(
 def test_a_thread_reply_whose_answer_is_lost_is_not_posted_twice(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     ts = db_post(app, remote["id"]).message_ts or ""
     fake_slack.lose_answer_next("chat.postMessage", how="500")
     slack.click(ActionId.PUBLISH, post_id)
@@ -149,14 +150,14 @@ def test_a_thread_reply_whose_answer_is_lost_is_not_posted_twice(
 def _cancel(app: Greenlight, slack: SlackDriver, post_id: int, reason: str) -> None:
     slack.click(ActionId.CANCEL, post_id, user="U_BOB")
     slack.submit(slack.latest_view(ViewId.CANCEL), user="U_BOB",
-                 values={Field.REASON.value: {"type": "plain_text_input", "value": reason}})
+                 values={FieldId.REASON.value: {"type": "plain_text_input", "value": reason}})
 
 
 @pytest.mark.parametrize("fault", ["drop", "hang"])
 def test_a_cancel_whose_answer_is_lost_is_confirmed_not_repeated(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, fault: str
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "tiktok")
+    post_id, remote = card_up(app, fake_choppity, "tiktok")
     if fault == "drop":
         fake_choppity.drop_connection_next("DELETE", r"/v1/posts/")
     else:
@@ -169,7 +170,7 @@ def test_a_cancel_whose_answer_is_lost_is_confirmed_not_repeated(
     assert not [e for e in fake_slack.ephemerals("U_BOB") if "Couldn't" in e.text]
     replies = [text_of(r) for r in fake_slack.replies(CHANNEL, post.message_ts or "")]
     assert any("cancelled this post. Reason: Wrong account" in r for r in replies)
-    rows = audit_rows(app, post_id)
+    rows = audit_details(app, post_id)
     assert ("U_BOB", "cancel", "unknown") == rows[-2][:3]
     assert rows[-1][:3] == ("U_BOB", "cancel", "ok") and "Wrong account" in (rows[-1][3] or "")
     assert buttons(card(fake_slack, app, remote["id"])) == []
@@ -178,17 +179,17 @@ def test_a_cancel_whose_answer_is_lost_is_confirmed_not_repeated(
 def test_an_edit_whose_answer_is_lost_is_confirmed_not_repeated(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     fake_choppity.drop_connection_next("PUT", r"/v1/posts/")
     slack.click(ActionId.EDIT, post_id)
     slack.submit(slack.latest_view(ViewId.EDIT),
-                 values={Field.CAPTION.value: {"type": "plain_text_input", "value": "A better caption"}})
+                 values={FieldId.CAPTION.value: {"type": "plain_text_input", "value": "A better caption"}})
     app.drain()
     assert fake_choppity.count("PUT", r"/v1/posts/") == 1
     assert fake_choppity.post(remote["id"])["caption"] == "A better caption"
     post = db_post(app, remote["id"])
     assert post.content["caption"] == "A better caption" and post.last_editor == "U_ANA" and post.content_version == 2
-    assert [r[:3] for r in audit_rows(app, post_id)][-2:] == [("U_ANA", "edit", "unknown"), ("U_ANA", "edit", "ok")]
+    assert [r[:3] for r in audit_details(app, post_id)][-2:] == [("U_ANA", "edit", "unknown"), ("U_ANA", "edit", "ok")]
     assert not [e for e in fake_slack.ephemerals("U_ANA") if "Couldn't" in e.text]
 
 
@@ -197,23 +198,23 @@ def test_a_schedule_whose_answer_is_lost_is_confirmed_not_repeated(
 ) -> None:
     import time
 
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     fake_choppity.drop_connection_next("POST", r"/publish$")
     slack.click(ActionId.SCHEDULE, post_id)
     when = int(time.time()) + 7200
     slack.submit(slack.latest_view(ViewId.SCHEDULE),
-                 values={Field.WHEN.value: {"type": "datetimepicker", "selected_date_time": when}})
+                 values={FieldId.WHEN.value: {"type": "datetimepicker", "selected_date_time": when}})
     app.drain()
     assert fake_choppity.count("POST", r"/publish$") == 1
     assert fake_choppity.post(remote["id"])["status"] == "scheduled"
     assert db_post(app, remote["id"]).status == "scheduled"
-    assert [r[:3] for r in audit_rows(app, post_id)][-2:] == [("U_ANA", "schedule", "unknown"), ("U_ANA", "schedule", "ok")]
+    assert [r[:3] for r in audit_details(app, post_id)][-2:] == [("U_ANA", "schedule", "unknown"), ("U_ANA", "schedule", "ok")]
 
 
 def test_a_publish_choppity_applies_after_the_client_gave_up_is_not_sent_again(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     # Choppity starts on the request 4 s after it arrived: the client (3 s timeout) has given up.
     fake_choppity.delay_next("POST", r"/publish$", 4.0)
     slack.click(ActionId.PUBLISH, post_id)
@@ -236,7 +237,7 @@ def test_a_job_slower_than_its_lease_has_exactly_one_runner(
     first, second = Greenlight(env).start(), Greenlight(env).start()
     try:
         slack = SlackDriver(first, fake_slack)
-        post_id, remote = card_up(first, slack, fake_choppity, "youtube")
+        post_id, remote = card_up(first, fake_choppity, "youtube")
         fake_choppity.delay_next("POST", r"/publish$", 4.0)  # four leases long
         slack.click(ActionId.PUBLISH, post_id)
         first.drain()

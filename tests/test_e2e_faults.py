@@ -13,14 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
-from bot.models import AuditEvent
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
-from tests.harness import CHANNEL, SlackDriver, base_env, wait_until
+from tests.harness import SlackDriver, audit_details, base_env, cards_of, wait_until
 from tests.test_e2e_processes import (  # noqa: F401 - `launch` is a fixture
     LEASE_SECONDS,
     AppProcess,
@@ -31,17 +29,6 @@ from tests.test_e2e_processes import (  # noqa: F401 - `launch` is a fixture
     _settle,
     launch,
 )
-
-
-def cards_of(fake_slack: FakeSlack, post_id: int) -> list[str]:
-    return [m.ts for m in fake_slack.messages(CHANNEL)
-            if (m.metadata or {}).get("event_payload", {}).get("post_id") == post_id]
-
-
-def audit(engine: Engine, post_id: int) -> list[tuple[str | None, str, str, str | None]]:
-    with Session(engine) as session:
-        rows = session.exec(select(AuditEvent).where(AuditEvent.post_id == post_id).order_by(col(AuditEvent.id))).all()
-        return [(r.actor, r.action, r.outcome, r.detail) for r in rows]
 
 
 @pytest.mark.parametrize("stage", ["card_post_started", "card_post_answered"])
@@ -68,7 +55,7 @@ def test_sigkill_while_posting_a_card_then_restart_leaves_exactly_one_card(
         _settle(engine, timeout=60)
         assert cards_of(fake_slack, crashed.id) == [_post(engine, remote["id"]).message_ts]  # type: ignore[union-attr]
         assert fake_slack.count("chat.postMessage") == 1
-        adopted = [r for r in audit(engine, crashed.id) if r[1] == "card" and r[2] == "adopted"]
+        adopted = [r for r in audit_details(engine, crashed.id) if r[1] == "card" and r[2] == "adopted"]
         assert len(adopted) == expected_posts
         assert _failed_jobs(engine) == []
     finally:
@@ -80,15 +67,15 @@ def _start_action(action: str, driver: SlackDriver, fake_slack: FakeSlack, post_
     if action == "cancel":
         driver.click(ActionId.CANCEL, post_id, user="U_BOB")
         view = driver.latest_view(ViewId.CANCEL, post_id=post_id)
-        values = {Field.REASON.value: {"type": "plain_text_input", "value": "Off-brand"}}
+        values = {FieldId.REASON.value: {"type": "plain_text_input", "value": "Off-brand"}}
     elif action == "edit":
         driver.click(ActionId.EDIT, post_id, user="U_BOB")
         view = driver.latest_view(ViewId.EDIT, post_id=post_id)
-        values = {Field.CAPTION.value: {"type": "plain_text_input", "value": "Edited after a crash"}}
+        values = {FieldId.CAPTION.value: {"type": "plain_text_input", "value": "Edited after a crash"}}
     else:
         driver.click(ActionId.SCHEDULE, post_id, user="U_BOB")
         view = driver.latest_view(ViewId.SCHEDULE, post_id=post_id)
-        values = {Field.WHEN.value: {"type": "datetimepicker", "selected_date_time": int(time.time()) + 7200}}
+        values = {FieldId.WHEN.value: {"type": "datetimepicker", "selected_date_time": int(time.time()) + 7200}}
     try:
         driver.submit(view, user="U_BOB", values=values)
     except httpx.TransportError:
@@ -135,7 +122,7 @@ def test_sigkill_around_the_provider_call_then_restart_does_the_action_once(
         final = _post(engine, remote["id"])
         assert final is not None and final.status == FINAL_STATUS[action]
         assert fake_choppity.post(remote["id"])["status"] == FINAL_STATUS[action]
-        rows = audit(engine, post.id)
+        rows = audit_details(engine, post.id)
         done = [r for r in rows if r[0] == "U_BOB" and r[1] == action and r[2] == "ok"]
         assert len(done) == 1, rows
         assert not [r for r in rows if r[1] == action and r[2] == "failed"]

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
-from tests.harness import Greenlight, SlackDriver, base_env, wait_until
-from tests.test_e2e_core import card_up, db_post
+from tests.harness import Greenlight, SlackDriver, base_env, card_up, db_post, wait_until
 
 CANT_SAVE = "Greenlight can't save right now, so nothing was changed"
 
@@ -65,7 +65,7 @@ def test_a_moved_database_file_is_noticed_and_nothing_is_lost(
 ) -> None:
     app, path = sqlite_app
     slack = SlackDriver(app, fake_slack)
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     assert readiness(app).status_code == 200
     moved = [(p, p.with_name(p.name + ".moved")) for p in path.parent.glob("health.db*")]
     for src, dst in moved:
@@ -88,7 +88,7 @@ def test_a_locked_database_is_noticed_and_a_modal_keeps_what_was_typed(
 ) -> None:
     app, path = sqlite_app
     slack = SlackDriver(app, fake_slack)
-    post_id, _ = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, _ = card_up(app, fake_choppity, "linkedin")
     slack.click(ActionId.EDIT, post_id)
     view = slack.latest_view(ViewId.EDIT)
     holder = sqlite3.connect(path, isolation_level=None, timeout=5)
@@ -96,7 +96,7 @@ def test_a_locked_database_is_noticed_and_a_modal_keeps_what_was_typed(
     try:
         wait_unready(app, "database locked")
         assert_refused_cleanly(app, slack, fake_slack, fake_choppity, post_id)
-        answer = slack.submit(view, values={Field.CAPTION.value: {"type": "plain_text_input", "value": "typed text"}})
+        answer = slack.submit(view, values={FieldId.CAPTION.value: {"type": "plain_text_input", "value": "typed text"}})
         assert answer.status_code == 200
         assert answer.json()["response_action"] == "errors"
         assert CANT_SAVE in " ".join(answer.json()["errors"].values())
@@ -111,7 +111,7 @@ def test_a_read_only_database_is_noticed(
 ) -> None:
     app, path = sqlite_app
     slack = SlackDriver(app, fake_slack)
-    post_id, _ = card_up(app, slack, fake_choppity, "tiktok")
+    post_id, _ = card_up(app, fake_choppity, "tiktok")
     # The tests run as root, for whom chmod means nothing: the immutable flag binds root too.
     if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
         pytest.skip("read-only test needs `chattr +i` (e2fsprogs, a filesystem that supports it, and root)")

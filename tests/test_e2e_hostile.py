@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
@@ -30,10 +31,15 @@ from tests.harness import (
     WEBHOOK_SECRET,
     Greenlight,
     SlackDriver,
+    audit,
+    buttons,
+    card,
+    card_up,
+    db_post,
     live_markup_problems,
+    text_of,
     wait_until,
 )
-from tests.test_e2e_core import audit, buttons, card, card_up, db_post, text_of
 
 # Everything that would be live markup if it went into mrkdwn unescaped.
 HOSTILE = "<!channel> <!here> <@U_EVIL> <!subteam^S0EVIL> & < > <https://evil.example|log in> *bold*"
@@ -46,15 +52,15 @@ def test_hostile_text_reaches_slack_only_as_text(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     # A title, a caption and a clip id from Choppity.
-    yt_id, yt = card_up(app, slack, fake_choppity, "youtube", title=f"Title {HOSTILE}"[:100], caption=f"Caption {HOSTILE}")
+    yt_id, yt = card_up(app, fake_choppity, "youtube", title=f"Title {HOSTILE}"[:100], caption=f"Caption {HOSTILE}")
     # A cancel reason someone types.
-    li_id, li = card_up(app, slack, fake_choppity, "linkedin")
+    li_id, li = card_up(app, fake_choppity, "linkedin")
     slack.click(ActionId.CANCEL, li_id)
-    slack.submit(slack.latest_view(ViewId.CANCEL), values={Field.REASON.value: {"type": "plain_text_input",
+    slack.submit(slack.latest_view(ViewId.CANCEL), values={FieldId.REASON.value: {"type": "plain_text_input",
                                                                                  "value": f"Reason {HOSTILE}"}})
     # A failure reason from Choppity, and a published URL with markup characters in it.
-    tt_id, tt = card_up(app, slack, fake_choppity, "tiktok")
-    ig_id, ig = card_up(app, slack, fake_choppity, "instagram")
+    tt_id, tt = card_up(app, fake_choppity, "tiktok")
+    ig_id, ig = card_up(app, fake_choppity, "instagram")
     for post_id in (tt_id, ig_id):
         slack.click(ActionId.PUBLISH, post_id)
     app.settle()
@@ -64,7 +70,7 @@ def test_hostile_text_reaches_slack_only_as_text(
     app.choppity_event("post.published", {"post_id": ig["id"]})
     # A provider error that echoes the request, API key included.
     key = fake_choppity.api_key
-    yt2_id, yt2 = card_up(app, slack, fake_choppity, "youtube")
+    yt2_id, yt2 = card_up(app, fake_choppity, "youtube")
     fake_choppity.fail_next("POST", r"/publish$", 400, "BAD_REQUEST", f"Bad request {HOSTILE} (Authorization: Key {key})")
     slack.click(ActionId.PUBLISH, yt2_id)
     # A slash command with markup in it.
@@ -111,11 +117,11 @@ def test_commands_whose_text_bolt_would_misread_reach_the_listener(
 def test_clicks_submissions_and_events_with_such_words_reach_their_listeners(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     slack.click(ActionId.EDIT, post_id)
     view = slack.latest_view(ViewId.EDIT)
     caption = "payload=1&command=/greenlight&type=view_submission ssl_check=1 %41 ✨"
-    response = slack.submit(view, values={Field.CAPTION.value: {"type": "plain_text_input", "value": caption}})
+    response = slack.submit(view, values={FieldId.CAPTION.value: {"type": "plain_text_input", "value": caption}})
     assert response.status_code == 200 and response.content == b""
     app.settle()
     assert fake_choppity.post(remote["id"])["caption"] == caption
@@ -149,7 +155,7 @@ def _click_payload(slack: SlackDriver, value: Any, **changes: Any) -> dict[str, 
 def test_malformed_signed_payloads_get_a_4xx_and_change_nothing(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     deep = "[" * 5000 + "]" * 5000
     bodies: list[tuple[str, str]] = [
         ("payload=" + deep, "application/x-www-form-urlencoded"),
@@ -185,15 +191,15 @@ def test_malformed_signed_payloads_get_a_4xx_and_change_nothing(
 def test_private_metadata_that_names_no_post_is_an_inline_error_and_edits_nothing(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, metadata: str
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     assert post_id == 1
     slack.click(ActionId.EDIT, post_id)
     view = dict(slack.latest_view(ViewId.EDIT))
     view["private_metadata"] = metadata
-    response = slack.submit(view, values={Field.CAPTION.value: {"type": "plain_text_input", "value": "changed"}})
+    response = slack.submit(view, values={FieldId.CAPTION.value: {"type": "plain_text_input", "value": "changed"}})
     assert response.status_code == 200
     assert response.json()["response_action"] == "errors"
-    assert "doesn't know this post" in response.json()["errors"][Field.CAPTION.value]
+    assert "doesn't know this post" in response.json()["errors"][FieldId.CAPTION.value]
     app.settle()
     assert fake_choppity.calls("PUT") == []
     assert db_post(app, remote["id"]).content["caption"] != "changed"
@@ -203,10 +209,10 @@ def test_private_metadata_that_names_no_post_is_an_inline_error_and_edits_nothin
 def test_schedule_time_out_of_any_range_is_an_inline_error(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, value: Any
 ) -> None:
-    post_id, _ = card_up(app, slack, fake_choppity, "youtube")
+    post_id, _ = card_up(app, fake_choppity, "youtube")
     slack.click(ActionId.SCHEDULE, post_id)
     view = slack.latest_view(ViewId.SCHEDULE)
-    response = slack.submit(view, values={Field.WHEN.value: {"type": "datetimepicker", "selected_date_time": value}})
+    response = slack.submit(view, values={FieldId.WHEN.value: {"type": "datetimepicker", "selected_date_time": value}})
     assert response.status_code in (200, 400), response.text
     if response.status_code == 200:
         assert response.json()["response_action"] == "errors"
@@ -218,13 +224,13 @@ def test_schedule_time_out_of_any_range_is_an_inline_error(
 def test_text_that_cannot_be_stored_is_an_inline_error_not_a_failing_job(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, bad: str
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "linkedin")
+    post_id, remote = card_up(app, fake_choppity, "linkedin")
     slack.click(ActionId.EDIT, post_id)
     response = slack.submit(slack.latest_view(ViewId.EDIT),
-                            values={Field.CAPTION.value: {"type": "plain_text_input", "value": bad}})
+                            values={FieldId.CAPTION.value: {"type": "plain_text_input", "value": bad}})
     assert response.status_code == 200
     assert response.json() == {"response_action": "errors",
-                               "errors": {Field.CAPTION.value: "This text contains characters Slack can't store; please retype it."}}
+                               "errors": {FieldId.CAPTION.value: "This text contains characters Slack can't store; please retype it."}}
     app.settle()
     post = db_post(app, remote["id"])
     assert post.pending_action is None and fake_choppity.calls("PUT") == []
@@ -282,9 +288,13 @@ def _status_of_announced(base_url: str, path: str, length: int) -> int:
 
 # -- hypothesis: generated signed requests never give a 5xx ---------------------------------------------
 
+def _json_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    _json_containers,
     max_leaves=20,
 )
 
@@ -311,7 +321,7 @@ def _slack_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
                      "value": draw(st.one_of(st.text(max_size=25), st.integers().map(str)))}],
         "view": {"id": "V1", "callback_id": draw(st.sampled_from([v.value for v in ViewId])),
                  "private_metadata": draw(st.one_of(st.text(max_size=20), _json_values.map(json.dumps))),
-                 "state": {"values": draw(st.dictionaries(st.sampled_from([f.value for f in Field]),
+                 "state": {"values": draw(st.dictionaries(st.sampled_from([f.value for f in FieldId]),
                                                           st.dictionaries(st.text(max_size=5), _json_values, max_size=2), max_size=3))}},
         "extra": draw(_json_values),
     }
@@ -339,7 +349,7 @@ def test_generated_signed_webhooks_never_get_a_5xx(app: Greenlight, data: dict[s
 def test_after_the_storm_the_app_still_works(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "youtube")
+    post_id, remote = card_up(app, fake_choppity, "youtube")
     _signed(slack, "payload=" + "[" * 5000)
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()

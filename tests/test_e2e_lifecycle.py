@@ -16,8 +16,19 @@ import pytest
 from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity, Lifecycle
 from tests.fakes.slack import FakeSlack, Message
-from tests.harness import CHANNEL, WEBHOOK_SECRET, Greenlight, SlackDriver, base_env, wait_until
-from tests.test_e2e_core import buttons, card, card_up, db_post, text_of
+from tests.harness import (
+    CHANNEL,
+    WEBHOOK_SECRET,
+    Greenlight,
+    SlackDriver,
+    base_env,
+    buttons,
+    card,
+    card_up,
+    db_post,
+    text_of,
+    wait_until,
+)
 
 
 class Clock:
@@ -75,7 +86,7 @@ def test_publish_walks_every_stage_and_the_card_follows(
     walking_app: tuple[Greenlight, SlackDriver], fake_slack: FakeSlack, walking_choppity: FakeChoppity, clock: Clock
 ) -> None:
     app, slack = walking_app
-    post_id, remote = card_up(app, slack, walking_choppity, "youtube")
+    post_id, remote = card_up(app, walking_choppity, "youtube")
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: db_post(app, remote["id"]).status == "queued", message="queued")
 
@@ -107,7 +118,7 @@ def test_cancel_after_the_platform_took_over_is_refused_and_the_card_corrected(
     walking_app: tuple[Greenlight, SlackDriver], fake_slack: FakeSlack, walking_choppity: FakeChoppity, clock: Clock
 ) -> None:
     app, slack = walking_app
-    post_id, remote = card_up(app, slack, walking_choppity, "tiktok")
+    post_id, remote = card_up(app, walking_choppity, "tiktok")
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: db_post(app, remote["id"]).status == "queued", message="queued")
     app.settle()
@@ -134,7 +145,7 @@ def test_a_walk_that_ends_in_failure_shows_the_reason(
     walking_app: tuple[Greenlight, SlackDriver], fake_slack: FakeSlack, walking_choppity: FakeChoppity, clock: Clock
 ) -> None:
     app, slack = walking_app
-    post_id, remote = card_up(app, slack, walking_choppity, "instagram")
+    post_id, remote = card_up(app, walking_choppity, "instagram")
     walking_choppity.plan_outcome(remote["id"], "failed", error="Instagram rejected the video: aspect ratio 1:3")
     slack.click(ActionId.PUBLISH, post_id)
     wait_until(lambda: db_post(app, remote["id"]).status == "queued", message="queued")
@@ -172,8 +183,8 @@ def test_an_unknown_status_is_shown_as_is_and_never_blocks_the_others(
 ) -> None:
     app = make_app(RECONCILE_INTERVAL_SECONDS="0.2")
     slack = SlackDriver(app, fake_slack)
-    first_id, first = card_up(app, slack, fake_choppity, "youtube")
-    second_id, second = card_up(app, slack, fake_choppity, "tiktok")
+    first_id, first = card_up(app, fake_choppity, "youtube")
+    second_id, second = card_up(app, fake_choppity, "tiktok")
     for post_id in (first_id, second_id):
         slack.click(ActionId.PUBLISH, post_id)
     app.settle()

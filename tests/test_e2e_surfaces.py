@@ -10,8 +10,7 @@ from bot.models import Post, utcnow
 from bot.slack.ids import ActionId
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack, text_of
-from tests.harness import CHANNEL, Greenlight, SlackDriver, wait_until
-from tests.test_e2e_core import card, card_up, db_post
+from tests.harness import CHANNEL, Greenlight, SlackDriver, card, card_up, db_post, wait_until
 
 
 def _seed_drafts(app: Greenlight, count: int, *, status: str = "draft") -> None:
@@ -80,7 +79,7 @@ def test_home_with_500_posts_and_a_slow_slack_takes_two_slack_calls_and_no_query
 def test_a_modal_never_stays_loading(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, _ = card_up(app, slack, fake_choppity, "youtube")
+    post_id, _ = card_up(app, fake_choppity, "youtube")
     for action, title in ((ActionId.EDIT, "Edit draft"), (ActionId.SCHEDULE, "Schedule post")):
         before = fake_slack.count("views.update", ok=True)
         fake_slack.fail_next("views.update", "invalid_arguments")

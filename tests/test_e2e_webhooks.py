@@ -19,8 +19,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from bot.models import Job, Post, WebhookEvent, utcnow
 from bot.providers.budget import BudgetExhausted, Priority
@@ -30,8 +30,23 @@ from bot.slack.mrkdwn import unescape as unescape_mrkdwn
 from tests.fakes.choppity import FakeChoppity, make_event, sign_choppity, webhook_headers
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack import text_of as raw_text_of
-from tests.harness import CHANNEL, WEBHOOK_SECRET, Greenlight, SlackDriver, base_env, wait_until
-from tests.test_e2e_core import buttons, card, card_up, db_post, publish_calls, text_of
+from tests.harness import (
+    CHANNEL,
+    WEBHOOK_SECRET,
+    Greenlight,
+    SlackDriver,
+    base_env,
+    buttons,
+    card,
+    card_up,
+    count_rows,
+    db_post,
+    jobs,
+    publish_calls,
+    text_of,
+    thread,
+    wait_until,
+)
 
 NEW_SECRET = "whsec_rotation_new_7f3a9c"
 OLD_SECRET = "whsec_rotation_old_1b2e4d"
@@ -48,19 +63,6 @@ def wire(app: Greenlight) -> Iterator[httpx.Client]:
         yield client
 
 
-def count_rows(app: Greenlight, model: Any, *where: Any) -> int:
-    with Session(app.services.engine) as session:
-        return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
-
-
-def jobs(app: Greenlight, kind: str) -> list[Job]:
-    with Session(app.services.engine) as session:
-        rows = list(session.exec(select(Job).where(Job.kind == kind).order_by(col(Job.id))).all())
-        for row in rows:
-            session.expunge(row)
-        return rows
-
-
 def ok_updates(fake_slack: FakeSlack) -> int:
     """chat.update calls that Slack accepted."""
     return len([c for c in fake_slack.calls("chat.update") if c.error is None])
@@ -69,12 +71,6 @@ def ok_updates(fake_slack: FakeSlack) -> int:
 def card_posts(fake_slack: FakeSlack) -> list[Any]:
     """Top-level messages posted to the review channel (the cards)."""
     return fake_slack.messages(CHANNEL)
-
-
-def thread(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> list[str]:
-    ts = db_post(app, external_id).message_ts
-    assert ts is not None
-    return [text_of(m) for m in fake_slack.replies(CHANNEL, ts)]
 
 
 class SideEffects:
@@ -103,7 +99,7 @@ class SideEffects:
 def published_via_click(app: Greenlight, slack: SlackDriver, fake_choppity: FakeChoppity,
                         user: str = "U_BOB", **post_fields: Any) -> tuple[int, dict[str, Any]]:
     """A carded draft that `user` published from Slack: Choppity has it queued."""
-    post_id, remote = card_up(app, slack, fake_choppity, **post_fields)
+    post_id, remote = card_up(app, fake_choppity, **post_fields)
     assert slack.click(ActionId.PUBLISH, post_id, user=user).status_code == 200
     app.settle()
     assert db_post(app, remote["id"]).status == "queued"
@@ -490,7 +486,7 @@ def block_text(block: dict[str, Any]) -> str:
 def test_scheduled_event_shows_the_time_and_only_cancel(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    _, remote = card_up(app, slack, fake_choppity, "linkedin")
+    _, remote = card_up(app, fake_choppity, "linkedin")
     when = int(time.time()) + 3 * 3600
     # Scheduled in Choppity's dashboard, not from Slack.
     fake_choppity.set_status(remote["id"], "scheduled", scheduled_at=when * 1000)
@@ -538,7 +534,7 @@ def test_late_events_never_move_a_final_post_back(
 def test_event_ahead_of_choppity_leaves_the_draft_alone(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity, "instagram")
+    post_id, remote = card_up(app, fake_choppity, "instagram")
     # The event claims published, but Choppity (the truth) still has a draft.
     assert app.choppity_event("post.published", {"post_id": remote["id"], "published_url": "https://x.test/1"}).status_code == 200
     app.settle()
@@ -553,7 +549,7 @@ def test_event_ahead_of_choppity_leaves_the_draft_alone(
 def test_webhook_before_our_publish_answer_still_ends_published(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    post_id, remote = card_up(app, slack, fake_choppity)
+    post_id, remote = card_up(app, fake_choppity)
     # Choppity queues the post at once but its answer to our POST is slow; meanwhile it publishes
     # and the webhook arrives before our own call has returned.
     fake_choppity.hang_after_processing("POST", r"/publish$", 2.0)
@@ -726,7 +722,7 @@ def test_reconciler_finds_a_publish_no_webhook_reported(
 def test_reconciler_finds_a_scheduled_post_past_its_time(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
-    _, remote = card_up(app, slack, fake_choppity, "tiktok")
+    _, remote = card_up(app, fake_choppity, "tiktok")
     when = int(time.time()) + 3600
     fake_choppity.set_status(remote["id"], "scheduled", scheduled_at=when * 1000)
     app.choppity_event("post.scheduled", {"post_id": remote["id"]})
@@ -785,7 +781,7 @@ def test_reconciler_refreshes_yield_to_a_publish_click_when_budget_is_low(
     slack = SlackDriver(app, fake_slack)
     _, stuck = published_via_click(app, slack, fake_choppity)
     fake_choppity.complete_publish(stuck["id"])
-    waiting_id, waiting = card_up(app, slack, fake_choppity, "linkedin")
+    waiting_id, waiting = card_up(app, fake_choppity, "linkedin")
 
     budget = app.services.providers["choppity"].client.budget
     # Use every slot background work may take; the reserve stays for people.

@@ -26,9 +26,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from bot.domain import Capabilities, DraftHome
+from bot.domain.forms import FieldId
 from bot.models import Post, utcnow
 from bot.providers.base import Provider
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.slack.ids import ActionId, ViewId
 from bot.slack.mrkdwn import unescape
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.reap import FakeReap
@@ -38,11 +39,14 @@ from tests.harness import (
     Greenlight,
     SlackDriver,
     base_env,
+    buttons,
+    card,
+    db_post,
     live_markup_problems,
     mrkdwn_strings,
+    text_of,
     wait_until,
 )
-from tests.test_e2e_core import buttons, card, db_post, text_of
 
 # -- the injected clock ------------------------------------------------------------------------------
 
@@ -511,13 +515,13 @@ def test_schedule_is_validated_held_until_its_time_and_handed_over_once(world: W
     view = world.slack.latest_view(ViewId.SCHEDULE, post_id=post_id(post))
     writes = world.driver.write_calls()
 
-    body = modal_answer(world.slack.submit(view, values={Field.WHEN: picked(world.clock() + timedelta(minutes=3))}))
-    assert body["response_action"] == "errors" and Field.WHEN in body["errors"], body
+    body = modal_answer(world.slack.submit(view, values={FieldId.WHEN: picked(world.clock() + timedelta(minutes=3))}))
+    assert body["response_action"] == "errors" and FieldId.WHEN in body["errors"], body
     world.app.drain()
     assert world.row(post).status == "draft" and world.driver.write_calls() == writes
 
     when = (world.clock() + timedelta(hours=2)).replace(microsecond=0)
-    assert modal_answer(world.slack.submit(view, values={Field.WHEN: picked(when)})) == {}
+    assert modal_answer(world.slack.submit(view, values={FieldId.WHEN: picked(when)})) == {}
     world.app.drain()
     row = world.row(post)
     assert row.status == "scheduled" and row.pending_action is None
@@ -556,7 +560,7 @@ def test_cancel_from_draft_is_confirmed_then_final(world: World) -> None:
     world.app.drain()
     assert world.row(post).status == "draft" and world.driver.write_calls() == writes  # not until confirmed
 
-    assert modal_answer(world.slack.submit(view, user="U_BOB", values={Field.REASON: typed("Off-brand")})) == {}
+    assert modal_answer(world.slack.submit(view, user="U_BOB", values={FieldId.REASON: typed("Off-brand")})) == {}
     world.app.drain()
     row = world.row(post)
     assert row.status == "cancelled" and row.cancel_reason == "Off-brand" and row.pending_action is None

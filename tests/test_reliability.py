@@ -13,45 +13,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
-from bot.models import Job, Post
-from bot.slack.ids import ActionId, Field, ViewId
+from bot.domain.forms import FieldId
+from bot.models import Job
+from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity, webhook_headers
-from tests.fakes.slack import FakeSlack, Message, text_of
-from tests.harness import CHANNEL, Greenlight, SlackDriver, wait_until
+from tests.fakes.slack import FakeSlack, text_of
+from tests.harness import CHANNEL, Greenlight, SlackDriver, card, card_up, db_post, wait_until
 
 DEBUG_LOGGERS = ("httpx", "httpcore", "slack_bolt", "slack_sdk", "uvicorn", "bot")
-
-
-def db_post(app: Greenlight, external_id: str) -> Post:
-    with Session(app.services.engine) as session:
-        post = session.exec(select(Post).where(Post.external_id == external_id)).one()
-        session.expunge(post)
-        return post
-
-
-def card(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> Message:
-    post = db_post(app, external_id)
-    assert post.message_ts, "card was never posted"
-    message = fake_slack.message(CHANNEL, post.message_ts)
-    assert message is not None
-    return message
-
-
-def card_up(app: Greenlight, fake_choppity: FakeChoppity, platform: str = "youtube") -> tuple[int, dict[str, Any]]:
-    """One Choppity draft carded through the webhook; returns (our post id, Choppity post)."""
-    remote = fake_choppity.add_post(platform)
-    response = app.choppity_event("post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]})
-    assert response.status_code == 200
-    app.settle()
-    post_id = db_post(app, remote["id"]).id
-    assert post_id is not None
-    return post_id, remote
 
 
 def no_failed_jobs(app: Greenlight) -> list[tuple[str, str | None]]:
@@ -181,7 +155,7 @@ def test_no_secret_reaches_debug_logs_messages_healthz_or_repr(
     post_id, remote = card_up(app, fake_choppity)
     slack.click(ActionId.EDIT, post_id)
     view = slack.latest_view(ViewId.EDIT)
-    slack.submit(view, values={Field.TITLE: {"type": "plain_text_input", "value": "Edited title"}})
+    slack.submit(view, values={FieldId.TITLE: {"type": "plain_text_input", "value": "Edited title"}})
     app.settle()
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()

@@ -23,7 +23,6 @@ class FieldId(StrEnum):
     TOGGLES = "greenlight_toggles"
     WHEN = "greenlight_when"
     REASON = "greenlight_reason"
-    DESCRIPTION = "greenlight_description"
     TAGS = "greenlight_tags"
     TARGETS = "greenlight_targets"
     YT_PRIVACY = "greenlight_yt_privacy"

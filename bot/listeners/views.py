@@ -8,10 +8,10 @@ from typing import Any
 from slack_bolt import Ack, BoltContext
 
 from bot.domain import PendingAction
+from bot.domain.forms import FieldId
 from bot.services.container import SERVICES_KEY, Services
 from bot.slack import notices
 from bot.slack.forms import form_values, parse_cancel_reason, parse_schedule
-from bot.slack.ids import Field
 from bot.slack.inbound import InvalidReference, post_ref_from_metadata, unstorable_text_errors
 from bot.slack.mrkdwn import Say
 
@@ -44,7 +44,7 @@ def _first_input(view: dict[str, Any], fallback: str) -> str:
 def save_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Edit modal submitted (any provider's form): the provider validates, the review service accepts."""
     services: Services = context[SERVICES_KEY]
-    where = _first_input(view, Field.CAPTION.value)
+    where = _first_input(view, FieldId.CAPTION.value)
     # Text Slack and the database can't store (NUL, lone surrogates) is refused here, inline,
     # never as a job that fails later.
     if bad := unstorable_text_errors(_values(view)):
@@ -69,7 +69,7 @@ def save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context:
     services: Services = context[SERVICES_KEY]
     post_id = _post_id(view)
     if post_id is None:
-        ack(response_action="errors", errors={Field.WHEN.value: notices.unknown_post().plain})
+        ack(response_action="errors", errors={FieldId.WHEN.value: notices.unknown_post().plain})
         return
     when = parse_schedule(_values(view), services.clock())
     if isinstance(when, dict):
@@ -79,7 +79,7 @@ def save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context:
                                      channel=services.settings.slack_channel_id,
                                      payload={"scheduled_at": int(when.timestamp())})
     if not result.accepted:
-        ack(response_action="errors", errors={Field.WHEN.value: _plain(result.message)})
+        ack(response_action="errors", errors={FieldId.WHEN.value: _plain(result.message)})
         return
     ack()
 
@@ -92,14 +92,14 @@ def confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any], context
         return
     post_id = _post_id(view)
     if post_id is None:
-        ack(response_action="errors", errors={Field.REASON.value: notices.unknown_post().plain})
+        ack(response_action="errors", errors={FieldId.REASON.value: notices.unknown_post().plain})
         return
     reason = parse_cancel_reason(_values(view))
     result = services.review.request(post_id, body["user"]["id"], PendingAction.CANCEL,
                                      channel=services.settings.slack_channel_id,
                                      payload={"reason": reason} if reason else None)
     if not result.accepted:
-        ack(response_action="errors", errors={Field.REASON.value: _plain(result.message)})
+        ack(response_action="errors", errors={FieldId.REASON.value: _plain(result.message)})
         return
     ack()
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bot.domain import FieldId
-
 
 class ActionId(StrEnum):
     """Buttons on the card and on the App Home tab."""
@@ -33,7 +31,6 @@ class ViewId(StrEnum):
 
 # Modal inputs: each value is both the input's block_id and its action_id. Providers' edit forms
 # name their fields with the same ids, so they are defined once, in the domain.
-Field = FieldId
 
 
 COMMAND = "/greenlight"

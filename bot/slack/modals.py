@@ -29,7 +29,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain import ChoiceField, EditForm, FormNote, MultiChoiceField, TextField
-from bot.slack.ids import Field, ViewId
+from bot.domain.forms import FieldId
+from bot.slack.ids import ViewId
 from bot.slack.mrkdwn import escape, fmt
 
 # Slack's own cap on plain_text_input max_length; longer limits are checked in forms.py.
@@ -124,10 +125,10 @@ def schedule_modal(post_id: int, tz_name: str, tz_label: str, initial: datetime)
         close="Cancel",
         blocks=[
             InputBlock(
-                block_id=Field.WHEN,
+                block_id=FieldId.WHEN,
                 label="Publish at",
                 element=DateTimePickerElement(
-                    action_id=Field.WHEN,
+                    action_id=FieldId.WHEN,
                     initial_date_time=int(initial.timestamp()),
                 ),
                 hint=f"Times are in your Slack time zone ({tz_label}). At least 5 minutes from now.",
@@ -152,11 +153,11 @@ def cancel_modal(post_id: int, platform_label: str, status_label: str) -> View:
         blocks=[
             SectionBlock(text=MarkdownTextObject(text=warning)),
             InputBlock(
-                block_id=Field.REASON,
+                block_id=FieldId.REASON,
                 label="Reason (optional)",
                 optional=True,
                 element=PlainTextInputElement(
-                    action_id=Field.REASON,
+                    action_id=FieldId.REASON,
                     multiline=True,
                     max_length=REASON_MAX,
                     placeholder=PlainTextObject(text="Why is this post cancelled?"),

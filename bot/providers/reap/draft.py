@@ -180,7 +180,7 @@ def field_errors(title: str, description: str, tags: list[str], platforms: set[P
     if (problem := _title_problem(title, platforms)) is not None:
         errors[FieldId.TITLE] = problem
     if (problem := _description_problem(description, platforms)) is not None:
-        errors[FieldId.DESCRIPTION] = problem
+        errors[FieldId.CAPTION] = problem
     if len(tags) > REAP_MAX_TAGS:
         errors[FieldId.TAGS] = f"Reap allows up to {REAP_MAX_TAGS} tags; you have {len(tags)}."
     elif Platform.YOUTUBE in platforms and sum(len(t) for t in tags) + max(0, len(tags) - 1) > YOUTUBE_TAGS_TOTAL:

@@ -55,7 +55,7 @@ def edit_form(post_id: int, content: PostContent, draft: ReapDraft) -> EditForm:
                   # Never cap below a value we prefill, or Slack refuses to open the modal.
                   max_length=REAP_TITLE_LIMIT if len(title) <= REAP_TITLE_LIMIT else None,
                   hint="Required when a YouTube account is a target (YouTube allows 100 characters)."),
-        TextField(FieldId.DESCRIPTION, f"Description (max {d_limit:,} characters, {who})", value=content.caption or None,
+        TextField(FieldId.CAPTION, f"Description (max {d_limit:,} characters, {who})", value=content.caption or None,
                   multiline=True,
                   max_length=REAP_DESCRIPTION_LIMIT if len(content.caption) <= REAP_DESCRIPTION_LIMIT else None,
                   hint="TikTok counts most emoji as 2 characters." if Platform.TIKTOK in targets else None),
@@ -127,7 +127,7 @@ def parse_edit(content: PostContent, draft: ReapDraft, values: FormValues) -> Ch
     platforms = set(chosen.target_platforms())
     # Surrounding spaces in a title are never intended; the description is kept as typed.
     title = str(values.get(FieldId.TITLE) or "").strip()
-    description = str(values.get(FieldId.DESCRIPTION) or "")
+    description = str(values.get(FieldId.CAPTION) or "")
     tags = parse_tags(str(values.get(FieldId.TAGS) or ""))
     errors.update(field_errors(title, description, tags, platforms))
     settings = dict(draft.settings)
