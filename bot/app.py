@@ -35,6 +35,7 @@ from bot.server import build_asgi, inbound_policy
 from bot.services.access import Approvers
 from bot.services.actions import ActionRunner
 from bot.services.budgets import budget_for
+from bot.services.clips import ClipService
 from bot.services.container import SERVICES_KEY, Services
 from bot.services.delivery import SlackDelivery
 from bot.services.health import Health
@@ -43,6 +44,7 @@ from bot.services.intake import IntakeService
 from bot.services.outcomes import OutcomeService, Reconciler
 from bot.services.overview import Overview
 from bot.services.reminders import Reminders
+from bot.services.replies import SlackReplies
 from bot.services.review import Review
 
 log = logging.getLogger(__name__)
@@ -135,19 +137,24 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
     intake = IntakeService(engine, settings, providers, wake=wake)
     actions = ActionRunner(engine, settings, providers, wake=wake, clock=clock)
     outcomes = OutcomeService(engine, providers, intake, wake=wake, clock=clock)
+    review = Review(engine, settings, providers, approvers, wake=wake)
+    clips = ClipService(engine, providers, review, wake=wake, clock=clock)
+    settle = 1.5 * settings.slack_timeout_seconds
     delivery = SlackDelivery(
         engine,
         # No automatic retry of a reset connection: a chat.postMessage may have been stored, and
         # only the delivery protocol (look in the history first) may decide to post again.
         make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
-        settings, identity, providers, settle_seconds=1.5 * settings.slack_timeout_seconds,
+        settings, identity, providers, clips, settle_seconds=settle,
     )
-    for handlers in (delivery.handlers(), actions.handlers(), intake.handlers(), outcomes.handlers()):
+    replies = SlackReplies(engine, delivery.slack, identity, delivery.pacer, delivery.reader, settle_seconds=settle)
+    for handlers in (delivery.handlers(), replies.handlers(), actions.handlers(), intake.handlers(),
+                     outcomes.handlers()):
         runner.handlers.update(handlers)
     runner.on_give_up = actions.give_up
     return Services(
         settings=settings, engine=engine, slack=slack, identity=identity, providers=providers,
-        review=Review(engine, settings, providers, approvers, wake=wake), actions=actions, intake=intake,
+        review=review, clips=clips, actions=actions, intake=intake,
         outcomes=outcomes, delivery=delivery, overview=Overview(engine, settings, identity), runner=runner,
         reconciler=Reconciler(engine, settings, wake=wake, holder=holder, clock=clock),
         reminders=Reminders(engine, settings, approvers, wake=wake, holder=holder, clock=clock),

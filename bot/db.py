@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
-from bot.models import AuditEvent, Lease, Post, WebhookEvent, utcnow
+from bot.models import AuditEvent, Clip, Lease, Post, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,27 @@ def insert_post_if_new(session: Session, post: Post) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def find_clip(session: Session, *, provider: str, ref: str) -> Clip | None:
+    """The clip row of a provider's clip, if Greenlight has one."""
+    return session.exec(select(Clip).where(Clip.provider == provider, Clip.ref == ref)).first()
+
+
+def ensure_clip(session: Session, clip: Clip) -> tuple[Clip, bool]:
+    """The clip row for (provider, ref), inserted from `clip` unless one exists; True when created here."""
+    existing = find_clip(session, provider=clip.provider, ref=clip.ref)
+    if existing is not None:
+        return existing, False
+    try:
+        with session.begin_nested():
+            session.add(clip)
+            session.flush()
+        return clip, True
+    except IntegrityError:  # another worker created it in the meantime
+        found = find_clip(session, provider=clip.provider, ref=clip.ref)
+        assert found is not None
+        return found, False
 
 
 def claim_post_action(

@@ -2,6 +2,7 @@
 
 - `Post`: one row per carded post, with where its Slack card lives (channel + ts) so every change
   re-renders the same message.
+- `Clip`: one row per clip under review, with where its clip message lives and its preview's state.
 - `AuditEvent`: append-only record of who did what, when, with what outcome.
 - `Job`: the durable work queue (outbox). Work is written here before it is done, in the same
   transaction as the state change that asked for it, and claimed with a lease.
@@ -104,6 +105,8 @@ class Post(SQLModel, table=True):
 
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
+    # The clip message whose thread holds the card (None: a top-level card, from before clips).
+    thread_ts: str | None = Field(default=None, max_length=32)
     # Set (committed) just before chat.postMessage: while set without a message_ts, the outcome of
     # that post is unknown and the channel is searched for the card before posting again.
     card_attempted_at: datetime | None = _ts()
@@ -116,6 +119,37 @@ class Post(SQLModel, table=True):
     reminded_at: datetime | None = _ts()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class Clip(SQLModel, table=True):
+    """A clip, the unit of review: one message in the channel, its video and platform cards in its thread."""
+
+    __tablename__ = "clip"
+    __table_args__ = (UniqueConstraint("provider", "ref", name="uq_clip_provider_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    # The provider's clip id (the `clip_id` of the clip's posts).
+    ref: str = Field(max_length=255)
+    project_id: str | None = Field(default=None, max_length=255)
+    title: str | None = Field(default=None, sa_column=Column(Text))
+    duration_seconds: float | None = Field(default=None, sa_column=Column(Double))
+    # The tool's own score, on its own scale (`score_scale`: 1 for Choppity's 0–1, 10 for Reap's 0–10).
+    score: float | None = Field(default=None, sa_column=Column(Double))
+    score_scale: float | None = Field(default=None, sa_column=Column(Double))
+
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    # Set (committed) just before chat.postMessage, as for cards: a later attempt looks before posting.
+    message_attempted_at: datetime | None = _ts()
+
+    # The video in the thread: pending, rendering, uploading, uploaded, linked, failed or off.
+    preview_state: str = Field(default="pending", max_length=16)
+    # What the preview job knows: the provider's render id, the Slack file id, why it is a link…
+    preview: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class AuditEvent(SQLModel, table=True):

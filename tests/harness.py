@@ -431,10 +431,28 @@ def card(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> Message:
     return message
 
 
+CARD_EVENT, CLIP_EVENT, REPLY_EVENT = "greenlight_post", "greenlight_clip", "greenlight_reply"
+
+
+def _is(message: Message, event_type: str, **payload: Any) -> bool:
+    metadata = message.metadata or {}
+    found = metadata.get("event_payload") or {}
+    return metadata.get("event_type") == event_type and all(found.get(k) == v for k, v in payload.items())
+
+
+def cards_in_channel(fake_slack: FakeSlack) -> list[Message]:
+    """Every card Greenlight posted (in clip threads, or top-level from before clips), oldest first."""
+    return [m for m in fake_slack.all_messages(CHANNEL) if _is(m, CARD_EVENT)]
+
+
+def clip_messages(fake_slack: FakeSlack) -> list[Message]:
+    """The clip messages in the review channel (one per clip), oldest first."""
+    return [m for m in fake_slack.messages(CHANNEL) if _is(m, CLIP_EVENT)]
+
+
 def cards_of(fake_slack: FakeSlack, post_id: int) -> list[str]:
-    """Every card in the channel whose metadata names `post_id` (exactly-once checks)."""
-    return [m.ts for m in fake_slack.messages(CHANNEL)
-            if (m.metadata or {}).get("event_payload", {}).get("post_id") == post_id]
+    """Every card whose metadata names `post_id` (exactly-once checks)."""
+    return [m.ts for m in fake_slack.all_messages(CHANNEL) if _is(m, CARD_EVENT, post_id=post_id)]
 
 
 def buttons(message: Message) -> list[str]:
@@ -443,11 +461,16 @@ def buttons(message: Message) -> list[str]:
             for element in block["elements"]]
 
 
-def thread(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> list[str]:
-    """The texts of the replies in a card's thread."""
-    ts = db_post(app, external_id).message_ts
-    assert ts is not None
-    return [text_of(m) for m in fake_slack.replies(CHANNEL, ts)]
+def thread(fake_slack: FakeSlack, app: Greenlight | Engine, external_id: str) -> list[str]:
+    """The texts of the thread replies about one post (in its clip's thread, among the other platforms')."""
+    return [text_of(m) for m in replies_about(fake_slack, db_post(app, external_id))]
+
+
+def replies_about(fake_slack: FakeSlack, post: Post) -> list[Message]:
+    """The thread replies about `post`, oldest first."""
+    parent = post.thread_ts or post.message_ts
+    assert parent is not None, "card was never posted"
+    return [m for m in fake_slack.replies(CHANNEL, parent) if _is(m, REPLY_EVENT, post_id=post.id)]
 
 
 def card_up(app: Greenlight, fake_choppity: FakeChoppity, platform: str = "youtube",
@@ -502,3 +525,11 @@ def audit(app: Greenlight | Engine, post_id: int) -> list[tuple[str | None, str,
 def audit_details(app: Greenlight | Engine, post_id: int) -> list[tuple[str | None, str, str, str | None]]:
     """(actor, action, outcome, detail) of each audit row of a post."""
     return [(r.actor, r.action, r.outcome, r.detail) for r in audit_rows(app, post_id)]
+
+
+def is_card(args: dict[str, Any]) -> bool:
+    """For fake Slack fault rules: the call posts or updates a post's card (not a clip message or a reply)."""
+    metadata = args.get("metadata")
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return isinstance(metadata, dict) and metadata.get("event_type") == CARD_EVENT

@@ -42,6 +42,7 @@ from tests.harness import (
     card_up,
     db_post,
     text_of,
+    thread,
     wait_until,
 )
 
@@ -81,9 +82,7 @@ def approvals(app: Greenlight, post_id: int) -> list[tuple[str, int]]:
 
 
 def replies(fake_slack: FakeSlack, app: Greenlight, external_id: str) -> list[str]:
-    post = db_post(app, external_id)
-    assert post.message_ts
-    return [text_of(m) for m in fake_slack.replies(CHANNEL, post.message_ts)]
+    return thread(fake_slack, app, external_id)
 
 
 def ephemeral_texts(fake_slack: FakeSlack, user: str) -> list[str]:
@@ -384,7 +383,7 @@ def test_the_same_person_approving_twice_counts_once(
     assert approvals(app, post_id) == [("U_ANA", 1)]
     assert "Approvals 1/2: <@U_ANA>" in approvals_line(fake_slack, app, remote["id"])
     assert ActionId.PUBLISH not in buttons(card(fake_slack, app, remote["id"]))
-    assert [r for r in replies(fake_slack, app, remote["id"]) if "approved" in r] == ["👍 <@U_ANA> approved (1/2)."]
+    assert [r for r in replies(fake_slack, app, remote["id"]) if "approved" in r] == ["*YouTube* · 👍 <@U_ANA> approved (1/2)."]
     assert [(a, o) for _, a, o in audit(app, post_id) if a == "approve"] == [("approve", "ok")]
     assert fake_choppity.calls("POST") == []
 
@@ -695,10 +694,12 @@ def test_app_home_shows_the_four_groups_and_refreshes_when_opened(
     assert f"<!date^{when}^" in shown
     # Each item links to its card through a button carrying chat.getPermalink's URL.
     urls = [e["url"] for b in home["blocks"] if (e := b.get("accessory")) and e.get("url")]
-    expected = {
-        f"{PERMALINK_BASE}/archives/{CHANNEL}/p{db_post(app, x).message_ts.replace('.', '')}"  # type: ignore[union-attr]
-        for x in (waiting["id"], published["id"], failed["id"])
-    }
+    expected = set()
+    for x in (waiting["id"], published["id"], failed["id"]):
+        post = db_post(app, x)
+        assert post.message_ts is not None and post.thread_ts is not None  # each card is in its clip's thread
+        expected.add(f"{PERMALINK_BASE}/archives/{CHANNEL}/p{post.message_ts.replace('.', '')}"
+                     f"?thread_ts={post.thread_ts}&cid={CHANNEL}")
     assert expected <= set(urls) and len(urls) == 4
 
     # Other tabs don't republish the Home view.

@@ -27,8 +27,11 @@ from tests.harness import (
     buttons,
     card,
     card_up,
+    cards_in_channel,
+    clip_messages,
     db_post,
     publish_calls,
+    replies_about,
     text_of,
     wait_until,
 )
@@ -44,7 +47,7 @@ def test_clip_command_cards_each_draft_once_and_lists_non_drafts(
     response, response_url = slack.command(f"clip {clip}")
     assert response.status_code == 200
     assert "Looking up" in response.text
-    wait_until(lambda: len(fake_slack.messages(CHANNEL)) == 4, message="4 cards")
+    wait_until(lambda: len(cards_in_channel(fake_slack)) == 4, message="4 cards")
     wait_until(lambda: bool(fake_slack.responses(response_url)), message="summary")
     summary = fake_slack.responses(response_url)[-1]["text"]
     assert "Posted 4 drafts" in summary
@@ -56,7 +59,7 @@ def test_clip_command_cards_each_draft_once_and_lists_non_drafts(
     wait_until(lambda: bool(fake_slack.responses(again_url)), message="second summary")
     assert "Nothing new" in fake_slack.responses(again_url)[-1]["text"]
     app.settle()
-    assert len(fake_slack.messages(CHANNEL)) == 4
+    assert len(cards_in_channel(fake_slack)) == 4 and len(clip_messages(fake_slack)) == 1
 
 
 def _all_posts(app: Greenlight) -> list[Post]:
@@ -131,7 +134,7 @@ def test_publish_queues_once_and_updates_the_card(
     assert buttons(message) == [ActionId.CANCEL]
     assert db_post(app, remote["id"]).status == "queued"
     assert ("U_BOB", "publish", "ok") in audit(app, post_id)
-    replies = fake_slack.replies(CHANNEL, message.ts)
+    replies = replies_about(fake_slack, db_post(app, remote["id"]))
     assert any("U_BOB" in r.text for r in replies)
 
 
@@ -362,7 +365,7 @@ def test_cancel_asks_for_confirmation_and_records_the_reason(
     message = card(fake_slack, app, remote["id"])
     assert "Cancelled by <@U_BOB>" in text_of(message) and buttons(message) == []
     assert db_post(app, remote["id"]).cancel_reason == "Off-brand"
-    assert any("Off-brand" in r.text for r in fake_slack.replies(CHANNEL, message.ts))
+    assert any("Off-brand" in r.text for r in replies_about(fake_slack, db_post(app, remote["id"])))
 
 
 def test_cancel_after_queueing_still_works_and_cancel_of_published_is_refused(
@@ -396,7 +399,7 @@ def test_buttons_keep_working_after_a_restart(
     slack.click(ActionId.PUBLISH, post_id)
     app.settle()
     assert db_post(app, remote["id"]).status == "queued"
-    assert len(fake_slack.messages(CHANNEL)) == 1  # the same card, updated in place
+    assert len(cards_in_channel(fake_slack)) == 1  # the same card, updated in place
 
 
 def test_healthz_reports_ok_without_secrets(app: Greenlight) -> None:

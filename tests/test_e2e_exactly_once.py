@@ -26,8 +26,12 @@ from tests.harness import (
     card,
     card_up,
     cards_of,
+    clip_messages,
     db_post,
+    is_card,
+    replies_about,
     text_of,
+    thread,
     wait_until,
 )
 
@@ -62,14 +66,14 @@ def assert_publish_works(app: Greenlight, slack: SlackDriver, fake_slack: FakeSl
 def test_a_card_whose_answer_is_lost_is_found_and_adopted_not_posted_twice(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity, how: str
 ) -> None:
-    fake_slack.lose_answer_next("chat.postMessage", how=how, seconds=2.0)
+    fake_slack.lose_answer_next("chat.postMessage", how=how, seconds=2.0, where=is_card)
     remote = fake_choppity.add_post("youtube")
     app.choppity_event("post.draft.created", {"post_id": remote["id"]})
     wait_until(lambda: card_ts(app, remote["id"]) is not None, timeout=20, message="card adopted")
     post = db_post(app, remote["id"])
     assert post.id is not None
     assert cards_of(fake_slack, post.id) == [post.message_ts]
-    assert fake_slack.count("chat.postMessage") == 1
+    assert fake_slack.count("chat.postMessage") == 2  # the clip's message, then the card in its thread
     assert ("card", "adopted") in [(a, o) for _, a, o, _ in audit_details(app, post.id)]
     assert_publish_works(app, slack, fake_slack, post.id, remote["id"])
 
@@ -78,15 +82,15 @@ def test_a_slack_consistently_slower_than_the_timeout_still_gets_one_card(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     # Every post of the card is stored, but only answered after the client has given up.
-    fake_slack.lose_answer_next("chat.postMessage", how="slow", seconds=2.5, times=10)
+    fake_slack.lose_answer_next("chat.postMessage", how="slow", seconds=2.5, times=10)  # the clip's message too
     remote = fake_choppity.add_post("tiktok")
     app.choppity_event("post.draft.created", {"post_id": remote["id"]})
     wait_until(lambda: card_ts(app, remote["id"]) is not None, timeout=30, message="card adopted")
     post = db_post(app, remote["id"])
     assert post.id is not None
     app.drain()
-    assert len(cards_of(fake_slack, post.id)) == 1
-    assert fake_slack.count("chat.postMessage") == 1
+    assert len(cards_of(fake_slack, post.id)) == 1 and len(clip_messages(fake_slack)) == 1
+    assert fake_slack.count("chat.postMessage") == 2
 
 
 def test_a_slack_that_stores_the_card_later_than_we_looked_ends_with_one_card(
@@ -106,6 +110,7 @@ def test_a_slack_that_stores_the_card_later_than_we_looked_ends_with_one_card(
                timeout=40, message="one card left")
     app.drain()
     assert cards_of(fake_slack, post.id) == [db_post(app, remote["id"]).message_ts]
+    assert len(clip_messages(fake_slack)) == 1
     assert_publish_works(app, slack, fake_slack, post.id, remote["id"])
 
 
@@ -118,7 +123,7 @@ def test_a_transient_not_found_on_update_never_makes_a_second_card(
     fake_slack.fail_next("chat.update", error, times=2)
     assert_publish_works(app, slack, fake_slack, post_id, remote["id"])
     assert db_post(app, remote["id"]).message_ts == first_ts
-    assert fake_slack.count("chat.postMessage") == 1 + len(fake_slack.replies(CHANNEL, first_ts or ""))
+    assert fake_slack.count("chat.postMessage") == 2 + len(replies_about(fake_slack, db_post(app, remote["id"])))
 
 
 def test_a_card_really_deleted_in_slack_is_posted_again_once(
@@ -136,11 +141,10 @@ def test_a_thread_reply_whose_answer_is_lost_is_not_posted_twice(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     post_id, remote = card_up(app, fake_choppity, "youtube")
-    ts = db_post(app, remote["id"]).message_ts or ""
     fake_slack.lose_answer_next("chat.postMessage", how="500")
     slack.click(ActionId.PUBLISH, post_id)
     app.drain()
-    replies = [text_of(r) for r in fake_slack.replies(CHANNEL, ts)]
+    replies = thread(fake_slack, app, remote["id"])
     assert len([r for r in replies if "approved" in r]) == 1, replies
 
 
@@ -168,7 +172,7 @@ def test_a_cancel_whose_answer_is_lost_is_confirmed_not_repeated(
     post = db_post(app, remote["id"])
     assert post.status == "cancelled" and post.cancelled_by == "U_BOB" and post.cancel_reason == "Wrong account"
     assert not [e for e in fake_slack.ephemerals("U_BOB") if "Couldn't" in e.text]
-    replies = [text_of(r) for r in fake_slack.replies(CHANNEL, post.message_ts or "")]
+    replies = [text_of(r) for r in replies_about(fake_slack, post)]
     assert any("cancelled this post. Reason: Wrong account" in r for r in replies)
     rows = audit_details(app, post_id)
     assert ("U_BOB", "cancel", "unknown") == rows[-2][:3]
@@ -242,7 +246,7 @@ def test_a_job_slower_than_its_lease_has_exactly_one_runner(
         slack.click(ActionId.PUBLISH, post_id)
         first.drain()
         assert fake_choppity.count("POST", r"/publish$") == 1
-        replies = [text_of(r) for r in fake_slack.replies(CHANNEL, db_post(first, remote["id"]).message_ts or "")]
+        replies = [text_of(r) for r in replies_about(fake_slack, db_post(first, remote["id"]))]
         assert len([r for r in replies if "approved" in r]) == 1
         assert not [r for r in replies if "couldn't" in r.lower()]
         with Session(first.services.engine) as session:

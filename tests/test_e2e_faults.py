@@ -13,12 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 from bot.domain.forms import FieldId
+from bot.models import Clip
 from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.slack import FakeSlack
-from tests.harness import SlackDriver, audit_details, base_env, cards_of, wait_until
+from tests.harness import (
+    SlackDriver,
+    audit_details,
+    base_env,
+    cards_in_channel,
+    cards_of,
+    clip_messages,
+    wait_until,
+)
 from tests.test_e2e_processes import (  # noqa: F401 - `launch` is a fixture
     LEASE_SECONDS,
     AppProcess,
@@ -47,16 +57,46 @@ def test_sigkill_while_posting_a_card_then_restart_leaves_exactly_one_card(
         assert crashed is not None and crashed.id is not None
         assert crashed.message_ts is None and crashed.card_attempted_at is not None
         expected_posts = 1 if stage == "card_post_answered" else 0
-        assert fake_slack.count("chat.postMessage") == expected_posts
+        # The clip's message went out first; the card's post is where the process died.
+        assert fake_slack.count("chat.postMessage") == 1 + expected_posts
 
         launch(env)
         wait_until(lambda: (p := _post(engine, remote["id"])) is not None and p.message_ts is not None,
                    timeout=60, message="card on record after restart")
         _settle(engine, timeout=60)
         assert cards_of(fake_slack, crashed.id) == [_post(engine, remote["id"]).message_ts]  # type: ignore[union-attr]
-        assert fake_slack.count("chat.postMessage") == 1
+        assert fake_slack.count("chat.postMessage") == 2 and len(clip_messages(fake_slack)) == 1
         adopted = [r for r in audit_details(engine, crashed.id) if r[1] == "card" and r[2] == "adopted"]
         assert len(adopted) == expected_posts
+        assert _failed_jobs(engine) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("stage", ["clip_post_started", "clip_post_answered"])
+def test_sigkill_while_posting_a_clip_message_then_restart_leaves_exactly_one(
+    stage: str, database_url: str, fake_slack: FakeSlack, fake_choppity: FakeChoppity,
+    launch: Callable[[dict[str, str]], AppProcess],  # noqa: F811
+) -> None:
+    env = base_env(fake_slack, fake_choppity, database_url, JOB_LEASE_SECONDS=LEASE_SECONDS, LOG_LEVEL="INFO")
+    engine = _engine(env)
+    try:
+        first = launch({**env, "GREENLIGHT_FAILPOINTS": stage})
+        clip = fake_choppity.add_clip(platforms=("youtube", "tiktok"))
+        first.webhook("post.draft.created", {"clip_id": clip})
+        first.wait_killed()
+        assert fake_slack.count("chat.postMessage") == (1 if stage == "clip_post_answered" else 0)
+        with Session(engine) as session:
+            row = session.exec(select(Clip).where(Clip.ref == clip)).one()
+            assert row.message_ts is None and row.message_attempted_at is not None
+
+        launch(env)
+        wait_until(lambda: len(cards_in_channel(fake_slack)) == 2, timeout=60, message="both cards after restart")
+        _settle(engine, timeout=60)
+        [top] = clip_messages(fake_slack)
+        assert {c.thread_ts for c in cards_in_channel(fake_slack)} == {top.ts}
+        with Session(engine) as session:
+            assert session.exec(select(Clip).where(Clip.ref == clip)).one().message_ts == top.ts
         assert _failed_jobs(engine) == []
     finally:
         engine.dispose()

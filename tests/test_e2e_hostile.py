@@ -37,6 +37,7 @@ from tests.harness import (
     card_up,
     db_post,
     live_markup_problems,
+    replies_about,
     text_of,
     wait_until,
 )
@@ -81,7 +82,7 @@ def test_hostile_text_reaches_slack_only_as_text(
     problems = live_markup_problems(fake_slack, secrets=(key,))
     assert problems == []
     # ...and the text is still there for people to read, as text.
-    assert "Reason <!channel>" in "\n".join(text_of(r) for r in fake_slack.replies(CHANNEL, db_post(app, li["id"]).message_ts or ""))
+    assert "Reason <!channel>" in "\n".join(text_of(r) for r in replies_about(fake_slack, db_post(app, li["id"])))
     failed = text_of(card(fake_slack, app, tt["id"]))
     assert "Upload failed <!channel> <!here> <@U_EVIL>" in failed
     published = card(fake_slack, app, ig["id"])

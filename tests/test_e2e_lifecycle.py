@@ -17,7 +17,6 @@ from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity, Lifecycle
 from tests.fakes.slack import FakeSlack, Message
 from tests.harness import (
-    CHANNEL,
     WEBHOOK_SECRET,
     Greenlight,
     SlackDriver,
@@ -25,8 +24,11 @@ from tests.harness import (
     buttons,
     card,
     card_up,
+    cards_in_channel,
     db_post,
+    replies_about,
     text_of,
+    thread,
     wait_until,
 )
 
@@ -109,7 +111,7 @@ def test_publish_walks_every_stage_and_the_card_follows(
         "draft", "queued", "processing", "uploading", "published"]
     seen = [text for text, _ in versions(final)]
     assert any("Queued" in t for t in seen) and any("Publishing is under way" in t for t in seen)
-    replies = [text_of(r) for r in fake_slack.replies(CHANNEL, final.ts)]
+    replies = thread(fake_slack, app, remote["id"])
     assert any("Published on YouTube" in r for r in replies)
     assert not walking_choppity.calls("DELETE")
 
@@ -154,7 +156,7 @@ def test_a_walk_that_ends_in_failure_shows_the_reason(
     app.settle()
     shown = text_of(card(fake_slack, app, remote["id"]))
     assert "Failed:* Instagram rejected the video: aspect ratio 1:3" in shown
-    replies = [text_of(r) for r in fake_slack.replies(CHANNEL, db_post(app, remote["id"]).message_ts or "")]
+    replies = [text_of(r) for r in replies_about(fake_slack, db_post(app, remote["id"]))]
     assert any("Publishing to Instagram failed: Instagram rejected the video" in r and "<@U_ANA>" in r for r in replies)
 
 
@@ -175,7 +177,7 @@ def test_a_clip_pull_cards_its_drafts_beside_in_flight_unknown_and_unreadable_po
     assert "Instagram: processing (not a draft, no card)" in summary
     assert "LinkedIn: archived (not a draft, no card)" in summary
     assert "Skipped post" in summary and "platform Greenlight doesn't support" in summary
-    assert len(fake_slack.messages(CHANNEL)) == 2
+    assert len(cards_in_channel(fake_slack)) == 2
 
 
 def test_an_unknown_status_is_shown_as_is_and_never_blocks_the_others(

@@ -39,6 +39,7 @@ from tests.harness import (
     buttons,
     card,
     card_up,
+    cards_in_channel,
     count_rows,
     db_post,
     jobs,
@@ -64,13 +65,14 @@ def wire(app: Greenlight) -> Iterator[httpx.Client]:
 
 
 def ok_updates(fake_slack: FakeSlack) -> int:
-    """chat.update calls that Slack accepted."""
-    return len([c for c in fake_slack.calls("chat.update") if c.error is None])
+    """chat.update calls of cards that Slack accepted (clip messages are updated alongside)."""
+    cards = {m.ts for m in cards_in_channel(fake_slack)}
+    return len([c for c in fake_slack.calls("chat.update") if c.error is None and c.args.get("ts") in cards])
 
 
 def card_posts(fake_slack: FakeSlack) -> list[Any]:
-    """Top-level messages posted to the review channel (the cards)."""
-    return fake_slack.messages(CHANNEL)
+    """The cards posted (each in its clip's thread)."""
+    return cards_in_channel(fake_slack)
 
 
 class SideEffects:

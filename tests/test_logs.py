@@ -42,7 +42,14 @@ from bot.models import Post
 from bot.slack.ids import ActionId
 from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
 from tests.fakes.slack import FakeSlack
-from tests.harness import CHANNEL, WEBHOOK_SECRET, Greenlight, SlackDriver, base_env, wait_until
+from tests.harness import (
+    WEBHOOK_SECRET,
+    Greenlight,
+    SlackDriver,
+    base_env,
+    cards_in_channel,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = ("ts", "level", "logger", "message")
@@ -292,7 +299,7 @@ def _card_a_draft(app: Greenlight, fake_choppity: FakeChoppity, fake_slack: Fake
     remote = fake_choppity.add_post("youtube")
     response = app.choppity_event("post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]})
     assert response.status_code == 200, response.text
-    fake_slack.wait_for(lambda: len(fake_slack.messages(CHANNEL)) == 1, timeout=15, message="card posted")
+    fake_slack.wait_for(lambda: len(cards_in_channel(fake_slack)) == 1, timeout=15, message="card posted")
     with Session(app.services.engine) as session:
         post = session.exec(select(Post).where(Post.external_id == remote["id"])).one()
     assert post.id is not None
@@ -455,7 +462,7 @@ def test_python_m_bot_writes_json_lines_with_request_and_job_ids(
         webhook = httpx.post(f"{app.url}/webhooks/choppity", content=body, timeout=15,
                              headers={**webhook_headers(body, WEBHOOK_SECRET), "X-Request-Id": "webhook-delivery-1"})
         assert webhook.status_code == 200 and webhook.headers["x-request-id"] == "webhook-delivery-1"
-        fake_slack.wait_for(lambda: len(fake_slack.messages(CHANNEL)) == 1, timeout=30, message="card posted")
+        fake_slack.wait_for(lambda: len(cards_in_channel(fake_slack)) == 1, timeout=30, message="card posted")
 
         click = SlackDriver(app, fake_slack).click(ActionId.PUBLISH, 0)  # type: ignore[arg-type]
         assert click.status_code == 200

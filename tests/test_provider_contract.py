@@ -35,15 +35,17 @@ from tests.fakes.choppity import FakeChoppity
 from tests.fakes.reap import FakeReap
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
-    CHANNEL,
     Greenlight,
     SlackDriver,
     base_env,
     buttons,
     card,
+    cards_in_channel,
+    clip_messages,
     db_post,
     live_markup_problems,
     mrkdwn_strings,
+    replies_about,
     text_of,
     wait_until,
 )
@@ -394,7 +396,7 @@ def test_import_cards_each_draft_once_and_answers_ephemerally(world: World) -> N
     world.app.settle()
 
     posts = rows(world.app)
-    messages = world.fake_slack.messages(CHANNEL)
+    messages = cards_in_channel(world.fake_slack)
     assert len(posts) == len(messages) == world.driver.drafts
     assert {p.provider for p in posts} == {world.driver.slug}
     assert {p.status for p in posts} == {"draft"}
@@ -407,9 +409,9 @@ def test_import_cards_each_draft_once_and_answers_ephemerally(world: World) -> N
     again = world.command(world.driver.import_command(ref))
     assert again.get("response_type") == "ephemeral" and "Nothing new" in again["text"]
     world.app.settle()
-    assert len(world.fake_slack.messages(CHANNEL)) == world.driver.drafts
+    assert len(cards_in_channel(world.fake_slack)) == world.driver.drafts
     assert len(rows(world.app)) == world.driver.drafts
-    assert world.fake_slack.count("chat.postMessage") == world.driver.drafts
+    assert world.fake_slack.count("chat.postMessage") == world.driver.drafts + len(clip_messages(world.fake_slack))
 
 
 # -- 2. edit --------------------------------------------------------------------------------------------
@@ -501,7 +503,7 @@ def test_failure_reported_by_the_provider_shows_on_the_card(world: World) -> Non
     assert buttons(message) == []
     row = world.row(post)
     assert row.status == "failed" and reason in (row.error or "")
-    replies = [text_of(m) for m in world.fake_slack.replies(CHANNEL, row.message_ts or "")]
+    replies = [text_of(m) for m in replies_about(world.fake_slack, row)]
     assert any("<@U_CAROL>" in r for r in replies), replies  # the approver is told
     assert world.driver.publish_calls(post) == 1
 
@@ -634,7 +636,7 @@ def test_importing_an_unknown_id_says_so_and_cards_nothing(world: World) -> None
     assert answer.get("response_type") == "ephemeral"
     assert "couldn't find" in answer["text"].lower() and ref in answer["text"], answer["text"]
     world.app.drain()
-    assert world.fake_slack.messages(CHANNEL) == []
+    assert cards_in_channel(world.fake_slack) == []
     assert rows(world.app) == []
 
 

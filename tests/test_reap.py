@@ -44,6 +44,7 @@ from tests.harness import (
     base_env,
     buttons,
     card,
+    cards_in_channel,
     count_rows,
     jobs,
     live_markup_problems,
@@ -248,7 +249,7 @@ def test_completed_project_becomes_one_card_per_clip_and_only_once(start: Start,
     assert [a.label for a in draft.target_accounts()] == ["YouTube · My Channel", "TikTok · Greenlight TT"]
     assert draft.tags == [] and set(draft.settings) == {"youtube", "tiktok"} and draft.reap_post_id is None
 
-    assert len(reap.fake_slack.messages(CHANNEL)) == 3
+    assert len(cards_in_channel(reap.fake_slack)) == 3
     shown = reap.card_text(first.id)
     for expected in ("YouTube · My Channel", "TikTok · Greenlight TT", "Why cold brew wins",
                      "Cold brew, explained in 40 seconds #coffee", "No tags",
@@ -260,7 +261,7 @@ def test_completed_project_becomes_one_card_per_clip_and_only_once(start: Start,
 
     assert "Nothing new" in reap.command(f"reap {project_id}")
     reap.app.settle()
-    assert len(reap.fake_slack.messages(CHANNEL)) == 3 and len(reap.posts()) == 3
+    assert len(cards_in_channel(reap.fake_slack)) == 3 and len(reap.posts()) == 3
 
 
 def test_processing_project_is_refused_then_carded_once_it_completes(
@@ -272,7 +273,7 @@ def test_processing_project_is_refused_then_carded_once_it_completes(
 
     assert "still processing" in reap.command(f"reap {project_id}")
     reap.app.settle()
-    assert reap.posts() == [] and reap.fake_slack.messages(CHANNEL) == []
+    assert reap.posts() == [] and cards_in_channel(reap.fake_slack) == []
     assert fake_reap.count("GET", "get-project-clips") == 0
     (recheck,) = jobs(reap.app, IMPORT)
     assert recheck.status == "pending" and recheck.payload["ref"] == project_id
@@ -282,7 +283,7 @@ def test_processing_project_is_refused_then_carded_once_it_completes(
     reap.fast_forward(IMPORT)
     wait_until(lambda: len(reap.posts()) == 2, message="clips carded after completion")
     reap.app.settle()
-    assert len(reap.fake_slack.messages(CHANNEL)) == 2 and [j.status for j in jobs(reap.app, IMPORT)] == ["done"]
+    assert len(cards_in_channel(reap.fake_slack)) == 2 and [j.status for j in jobs(reap.app, IMPORT)] == ["done"]
 
     failed = fake_reap.add_project("failed", clips=0)
     assert "is failed, so it has no drafts" in reap.command(f"reap {failed}")
@@ -335,7 +336,7 @@ def test_webhook_needs_the_token_and_is_only_a_hint(start: Start, fake_reap: Fak
     assert reap.posts() == []  # answered before the work: the import runs as a job
     wait_until(lambda: len(reap.posts()) == 2, message="clips carded from the webhook")
     reap.app.settle()
-    assert len(reap.fake_slack.messages(CHANNEL)) == 2
+    assert len(cards_in_channel(reap.fake_slack)) == 2
     assert fake_reap.count("GET", "get-project-status") == 1
 
     # A redelivery changes nothing and costs no Reap request.

@@ -23,7 +23,7 @@ from bot.models import Job
 from bot.slack.ids import ActionId, ViewId
 from tests.fakes.choppity import FakeChoppity, webhook_headers
 from tests.fakes.slack import FakeSlack, text_of
-from tests.harness import CHANNEL, Greenlight, SlackDriver, card, card_up, db_post, wait_until
+from tests.harness import CHANNEL, Greenlight, SlackDriver, card, card_up, db_post, thread, wait_until
 
 DEBUG_LOGGERS = ("httpx", "httpcore", "slack_bolt", "slack_sdk", "uvicorn", "bot")
 
@@ -40,12 +40,13 @@ def test_card_update_rate_limited_is_retried_after_retry_after_and_not_dropped(
     app: Greenlight, slack: SlackDriver, fake_slack: FakeSlack, fake_choppity: FakeChoppity
 ) -> None:
     post_id, remote = card_up(app, fake_choppity)
-    fake_slack.fail_next("chat.update", "ratelimited", retry_after=1, times=2)
+    ts = db_post(app, remote["id"]).message_ts
+    fake_slack.fail_next("chat.update", "ratelimited", retry_after=1, times=2, where=lambda a: a.get("ts") == ts)
     assert slack.click(ActionId.PUBLISH, post_id, user="U_BOB").status_code == 200
     wait_until(lambda: "Queued" in text_of(card(fake_slack, app, remote["id"])), timeout=20,
                message="card shows Queued after the rate limit")
     app.settle()
-    updates = fake_slack.calls("chat.update")
+    updates = [c for c in fake_slack.calls("chat.update") if c.args.get("ts") == ts]  # the card's, not the clip's
     assert [c.http_status for c in updates[:2]] == [429, 429]
     assert updates[-1].http_status == 200 and updates[-1].error is None
     # Each retry waited for Slack's Retry-After.
@@ -64,7 +65,8 @@ def test_changes_made_while_slack_rate_limits_collapse_into_fewer_updates(
     app = make_app(REQUIRED_APPROVALS="3")
     slack = SlackDriver(app, fake_slack)
     post_id, remote = card_up(app, fake_choppity)
-    fake_slack.fail_next("chat.update", "ratelimited", retry_after=1, times=2)
+    ts = db_post(app, remote["id"]).message_ts
+    fake_slack.fail_next("chat.update", "ratelimited", retry_after=1, times=2, where=lambda a: a.get("ts") == ts)
     before = len(fake_slack.calls("chat.update"))
 
     changes = 0
@@ -82,13 +84,13 @@ def test_changes_made_while_slack_rate_limits_collapse_into_fewer_updates(
     wait_until(lambda: "Published" in text_of(card(fake_slack, app, remote["id"])), timeout=20,
                message="card shows the final state")
     app.settle()
-    updates = fake_slack.calls("chat.update")[before:]
+    updates = [c for c in fake_slack.calls("chat.update")[before:] if c.args.get("ts") == ts]
     assert sum(1 for c in updates if c.http_status == 429) == 2
     assert len(updates) < changes
     shown = text_of(card(fake_slack, app, remote["id"]))
     assert "Published" in shown and "youtu.be/collapsed" in shown
     # Nothing else was lost: every thread reply went out too.
-    replies = " ".join(r.text for r in fake_slack.replies(CHANNEL, card(fake_slack, app, remote["id"]).ts))
+    replies = " ".join(thread(fake_slack, app, remote["id"]))
     assert "U_CAROL" in replies and "Published" in replies
     assert no_failed_jobs(app) == []
 
@@ -191,7 +193,7 @@ def test_no_secret_reaches_debug_logs_messages_healthz_or_repr(
     shown = [e.text for e in fake_slack.ephemerals()] + [str(r) for r in fake_slack.responses()]
     assert any("CHOPPITY_API_KEY" in text for text in shown)  # the error is explained ...
     _assert_no_secret("messages shown to people", "\n".join(shown), secrets)  # ... without the key
-    _assert_no_secret("Slack messages", "\n".join(text_of(m) for m in fake_slack.messages(CHANNEL)), secrets)
+    _assert_no_secret("Slack messages", "\n".join(text_of(m) for m in fake_slack.all_messages(CHANNEL)), secrets)
 
     health = httpx.get(f"{app.url}/healthz")
     assert health.status_code == 200

@@ -5,6 +5,7 @@ see these.
 """
 
 from bot.domain.cards import Activity, ActivityKind, Card, CardDetails, DetailLine, Tone
+from bot.domain.clips import BulkItem, ClipCard, ClipEntry, ClipInfo, PreviewState
 from bot.domain.forms import (
     Change,
     ChoiceField,
@@ -59,6 +60,11 @@ from bot.domain.providers import (
 )
 
 __all__ = [
+    "BulkItem",
+    "ClipCard",
+    "ClipEntry",
+    "ClipInfo",
+    "PreviewState",
     "CAPTION_LIMITS",
     "IN_FLIGHT_STATUSES",
     "PLATFORM_LABELS",

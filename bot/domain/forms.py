@@ -22,6 +22,7 @@ class FieldId(StrEnum):
     PRIVACY = "greenlight_privacy"
     TOGGLES = "greenlight_toggles"
     WHEN = "greenlight_when"
+    SPACING = "greenlight_spacing"
     REASON = "greenlight_reason"
     TAGS = "greenlight_tags"
     TARGETS = "greenlight_targets"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.clips import ClipInfo
 from bot.domain.posts import Platform, PostContent, PostStatus, RemotePost
 
 
@@ -107,6 +108,8 @@ class Import:
     targets: list[str] = field(default_factory=list)
     # RUNNING: look again after this long.
     recheck_after: timedelta | None = None
+    # What the provider says about each clip of the drafts (title, duration, score), by clip id.
+    clips: dict[str, ClipInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, clips, commands, events, views
 from bot.slack.ids import COMMAND, ActionId, ViewId
 
 
@@ -20,9 +20,13 @@ def register_listeners(app: App) -> None:
     app.action(ActionId.SCHEDULE.value)(actions.open_schedule_modal)
     app.action(ActionId.CANCEL.value)(actions.open_cancel_modal)
     app.action(ActionId.OPEN_CARD.value)(actions.acknowledge_link)
+    app.action(ActionId.PUBLISH_ALL.value)(clips.publish_all)
+    app.action(ActionId.SCHEDULE_ALL.value)(clips.schedule_all)
     app.view(ViewId.EDIT.value)(views.save_edit)
     app.view(ViewId.SCHEDULE.value)(views.save_schedule)
     app.view(ViewId.CANCEL.value)(views.confirm_cancel)
     app.view(ViewId.LOADING.value)(views.close_notice)
+    app.view(ViewId.SCHEDULE_ALL.value)(clips.review_schedule_all)
+    app.view(ViewId.BULK_CONFIRM.value)(clips.confirm_bulk)
     app.command(COMMAND)(commands.greenlight)
     app.event("app_home_opened")(events.publish_home)

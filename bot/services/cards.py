@@ -32,12 +32,18 @@ from bot.slack.mrkdwn import Mrkdwn
 log = logging.getLogger(__name__)
 
 SYNC_CARD = "sync_card"
+SYNC_CLIP = "sync_clip"
 SLACK_MESSAGE = "slack_message"
 
 
 def request_card_sync(session: Session, post_id: int) -> None:
     """Ask for the post's card to be (re)rendered; collapses with any pending request."""
     enqueue(session, SYNC_CARD, post_id=post_id, dedupe_key=f"card:{post_id}", priority=2)
+
+
+def request_clip_sync(session: Session, clip_id: int) -> None:
+    """Ask for the clip's message to be (re)rendered; it goes before its cards, which live in its thread."""
+    enqueue(session, SYNC_CLIP, payload={"clip_id": clip_id}, dedupe_key=f"clip:{clip_id}", priority=1)
 
 
 def request_thread_reply(session: Session, post_id: int, text: Mrkdwn) -> None:

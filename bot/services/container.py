@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.jobs import JobRunner
 from bot.providers.registry import Providers
 from bot.services.actions import ActionRunner
+from bot.services.clips import ClipService
 from bot.services.delivery import SlackDelivery
 from bot.services.health import Health
 from bot.services.identity import SlackIdentity
@@ -40,6 +41,7 @@ class Services:
     identity: SlackIdentity
     providers: Providers
     review: Review
+    clips: ClipService
     actions: ActionRunner
     intake: IntakeService
     outcomes: OutcomeService

@@ -25,6 +25,7 @@ from bot.providers.errors import ApiError, ApiRejected
 from bot.providers.http import next_delay
 from bot.providers.registry import Providers
 from bot.services.cards import request_card_sync
+from bot.services.clips import register_clip
 from bot.services.state import apply_remote
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ class IntakeService:
                 row = self._row(slug, spec, found.ref)
                 if insert_post_if_new(session, row):
                     assert row.id is not None
+                    # The clip's message goes first: the card is posted in its thread.
+                    register_clip(session, provider=slug, ref=row.clip_id, project_id=row.project_id,
+                                  info=found.clips.get(row.clip_id))
                     add_audit(session, post_id=row.id, actor=actor, action="carded", outcome="ok", detail=remote.id)
                     request_card_sync(session, row.id)
                     intake.carded.append(remote)

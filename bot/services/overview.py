@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = (PostStatus.QUEUED.value, PostStatus.PROCESSING.value, PostStatus.UPLOADING.value)
 
 
-def permalink(workspace_url: str, channel: str, ts: str) -> str:
-    """Slack's permalink of a message: `https://<workspace>.slack.com/archives/<channel>/p<ts digits>`."""
-    return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+def permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """Slack's permalink of a message: `https://<workspace>.slack.com/archives/<channel>/p<ts digits>`,
+    with the thread named for a reply (as chat.getPermalink gives it)."""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    return f"{link}?thread_ts={thread_ts}&cid={channel}" if thread_ts else link
 
 
 class Overview:
@@ -67,7 +69,7 @@ class Overview:
             status = PostStatus.parse(post.status)
             when = post.scheduled_at if status == PostStatus.SCHEDULED else (post.published_at or post.updated_at)
             link = (
-                permalink(workspace, post.channel_id, post.message_ts)
+                permalink(workspace, post.channel_id, post.message_ts, post.thread_ts)
                 if workspace and post.channel_id and post.message_ts
                 else None
             )

@@ -201,6 +201,28 @@ class Review:
         return self.request(post_id, user, PendingAction.EDIT, channel=channel or post.channel_id or "",
                             payload={"change": change_payload(parsed)})
 
+    def refusal(self, post: Post, user: str, action: PendingAction) -> Say | None:
+        """Why `user` can't start `action` on `post` now, or None. No side effects: plans use it too."""
+        if self._needs_approver(action):
+            try:
+                if not self.approvers.is_approver(user):
+                    return notices.not_an_approver(action.value, self.approvers.describe())
+            except ApproverLookupFailed:
+                return notices.approver_check_failed()
+        if not self.can_start(post, action):
+            return self.why_not(post, action)
+        if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
+            if self.settings.required_approvals > 1:
+                with session_scope(self.engine) as session:
+                    have = len(approvals_for(session, post))
+                if have < self.settings.required_approvals:
+                    return notices.needs_approvals(action, have, self.settings.required_approvals)
+            provider = self.provider_of(post)
+            problems = provider.publish_problems(provider_post(post)) if provider is not None else []
+            if problems:
+                return notices.edit_first(problems)
+        return None
+
     def request(
         self, post_id: int, user: str, action: PendingAction, *, channel: str, payload: dict[str, Any] | None = None,
     ) -> ActionResult:

@@ -95,6 +95,17 @@ def parse_schedule(
     return when
 
 
+def parse_spacing(state_values: dict[str, Any], choices: tuple[int, ...]) -> timedelta | FormErrors:
+    """Schedule all's gap between posts (one of `choices`, in minutes)."""
+    key = FieldId.SPACING.value
+    raw = state_values.get(key, {}).get(key, {}) if isinstance(state_values.get(key), dict) else {}
+    option = raw.get("selected_option") if isinstance(raw, dict) else None
+    value = option.get("value") if isinstance(option, dict) else None
+    if not isinstance(value, str) or not value.isdigit() or int(value) not in choices:
+        return {key: "Pick how far apart the posts go out."}
+    return timedelta(minutes=int(value))
+
+
 def parse_cancel_reason(state_values: dict[str, Any]) -> str | None:
     """The optional cancel reason, stripped; None when left empty."""
     reason = (_text(state_values, FieldId.REASON.value) or "").strip()

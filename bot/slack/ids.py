@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class ActionId(StrEnum):
-    """Buttons on the card and on the App Home tab."""
+    """Buttons on the card, on the clip message and on the App Home tab."""
 
     EDIT = "greenlight_edit"
     PUBLISH = "greenlight_publish"
@@ -18,6 +18,8 @@ class ActionId(StrEnum):
     CANCEL = "greenlight_cancel"
     APPROVE = "greenlight_approve"
     OPEN_CARD = "greenlight_open_card"
+    PUBLISH_ALL = "greenlight_publish_all"
+    SCHEDULE_ALL = "greenlight_schedule_all"
 
 
 class ViewId(StrEnum):
@@ -27,6 +29,8 @@ class ViewId(StrEnum):
     SCHEDULE = "greenlight_schedule_modal"
     CANCEL = "greenlight_cancel_modal"
     LOADING = "greenlight_loading_modal"
+    SCHEDULE_ALL = "greenlight_schedule_all_modal"
+    BULK_CONFIRM = "greenlight_bulk_confirm_modal"
 
 
 # Modal inputs: each value is both the input's block_id and its action_id. Providers' edit forms

@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject, PlainTextObject
 from slack_sdk.models.views import View
 
-from bot.domain import AccountResult, Import, ImportState, PendingAction, Platform, PostStatus
+from bot.domain import AccountResult, BulkItem, Import, ImportState, PendingAction, Platform, PostStatus
 from bot.slack.ids import ViewId
 from bot.slack.mrkdwn import Link, Mrkdwn, Person, Say, When, code, escape, fmt, link, mention, say, truncate
 
@@ -52,6 +52,16 @@ def notice_modal(title: str, text: Mrkdwn | Say | str) -> View:
 def unknown_post() -> Say:
     """The post id in a click or a modal doesn't exist (any more)."""
     return say("Greenlight doesn't know this post any more.")
+
+
+def unknown_clip() -> Say:
+    """A clip button or modal naming a clip Greenlight no longer has."""
+    return say("Greenlight doesn't know this clip any more.")
+
+
+def edit_first(problems: Sequence[str]) -> Say:
+    """What must be fixed before a draft can be published or scheduled."""
+    return say("Edit the draft first: {problems}", problems=" ".join(problems))
 
 
 def not_an_approver(action: str, approvers: Mrkdwn) -> Say:
@@ -339,3 +349,24 @@ def _posted(noun: str, ref: Mrkdwn, found: Import, carded: Sequence[tuple[str, s
     if shown is not None and posted + failed < n:
         lines.append(fmt("{left} card(s) are still on their way (Slack is pacing new messages).", left=n - posted - failed))
     return lines
+
+
+def bulk_done(action: PendingAction, accepted: Sequence[BulkItem], refused: Sequence[BulkItem]) -> Mrkdwn:
+    """What Publish all / Schedule all did, for the person who confirmed it."""
+    verb = "Publishing" if action is PendingAction.PUBLISH else "Scheduling"
+    lines: list[Mrkdwn] = []
+    if accepted:
+        where = ", ".join(i.platform.label for i in accepted)
+        lines.append(fmt("📣 {verb} {n} post(s) of this clip: {where}. Each card in the thread shows its outcome.",
+                         verb=verb, n=len(accepted), where=where))
+    else:
+        lines.append(escape("Nothing was done."))
+    for item in refused:
+        lines.append(fmt("• {platform} was left out: {why}", platform=item.platform.label, why=item.refusal or ""))
+    return Mrkdwn("\n").join(lines)
+
+
+def bulk_too_late() -> Say:
+    """The confirmation waited so long that the first time is now too close."""
+    return say("The first time is now less than 5 minutes away, so nothing was scheduled. Please choose Schedule all "
+               "again.")

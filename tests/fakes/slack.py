@@ -222,6 +222,7 @@ class _FailRule:
     status: int
     retry_after: float | None
     times: int
+    where: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -229,6 +230,7 @@ class _LostRule:
     how: str
     seconds: float
     times: int
+    where: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -809,15 +811,17 @@ class FakeSlack:
         status: int = 200,
         retry_after: float | None = None,
         times: int = 1,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
-        """Answer the next `times` calls of `method` with an error and no side effect.
+        """Answer the next `times` calls of `method` (those whose arguments satisfy `where`, when
+        given) with an error and no side effect.
 
         With ``retry_after`` set (and status left at 200) the answer is HTTP 429 with ``Retry-After``.
         """
         if retry_after is not None and status == 200:
             status = 429
         with self._lock:
-            self._fail_rules.setdefault(method, []).append(_FailRule(error, status, retry_after, times))
+            self._fail_rules.setdefault(method, []).append(_FailRule(error, status, retry_after, times, where))
 
     def delay(self, method: str, seconds: float) -> None:
         """Sleep `seconds` before processing every call of `method`; 0 clears it."""
@@ -851,7 +855,8 @@ class FakeSlack:
             self._latency = max(0.0, float(seconds))
 
     def lose_answer_next(
-        self, method: str, times: int = 1, how: str = "500", seconds: float | None = None
+        self, method: str, times: int = 1, how: str = "500", seconds: float | None = None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         """Apply the next `times` calls of `method`, then lose the answer; the caller never learns.
 
@@ -863,7 +868,7 @@ class FakeSlack:
             raise ValueError(f"how must be one of {sorted(LOST_ANSWERS)}, not {how!r}")
         wait = self.SLOW_ANSWER_SECONDS if seconds is None else float(seconds)
         with self._lock:
-            self._lost.setdefault(method, []).append(_LostRule(how, wait, times))
+            self._lost.setdefault(method, []).append(_LostRule(how, wait, times, where))
 
     def fail_upload_next(
         self, status: int = 500, *, times: int = 1, drop_after_bytes: int | None = None
@@ -939,6 +944,12 @@ class FakeSlack:
             return [
                 copy.deepcopy(m) for m in self._messages.values() if m.channel == channel and not m.is_reply
             ]
+
+    def all_messages(self, channel: str = "C0REVIEW") -> list[Message]:
+        """Every message of a channel, thread replies included, oldest first."""
+        with self._lock:
+            found = [copy.deepcopy(m) for m in self._messages.values() if m.channel == channel]
+        return sorted(found, key=lambda m: float(m.ts))
 
     def message(self, channel: str, ts: str) -> Message | None:
         """One message (top-level or reply) or None."""
@@ -1047,12 +1058,12 @@ class FakeSlack:
             self._wait(delay)
 
         with self._lock:
-            rules = self._fail_rules.get(method)
+            rules = [r for r in self._fail_rules.get(method) or [] if r.where is None or r.where(args)]
             if rules:
                 rule = rules[0]
                 rule.times -= 1
                 if rule.times <= 0:
-                    rules.pop(0)
+                    self._fail_rules[method].remove(rule)
                 extra = {"Retry-After": _seconds(rule.retry_after)} if rule.retry_after is not None else {}
                 if rule.status == 429:
                     self.ratelimited_count += 1
@@ -1082,7 +1093,7 @@ class FakeSlack:
                     reply = _Reply(200, self._error_body(exc))
                 if accepted:
                     reply.headers["x-accepted-oauth-scopes"] = ",".join(accepted)
-            lost = self._take_lost(method)
+            lost = self._take_lost(method, args)
             if lost is not None:
                 call.lost = lost.how
                 reply = self._lose(reply, lost)
@@ -1102,14 +1113,14 @@ class FakeSlack:
             return (_METHOD_SCOPES[method],)
         return ()
 
-    def _take_lost(self, method: str) -> _LostRule | None:
-        rules = self._lost.get(method)
+    def _take_lost(self, method: str, args: dict[str, Any]) -> _LostRule | None:
+        rules = [r for r in self._lost.get(method) or [] if r.where is None or r.where(args)]
         if not rules:
             return None
         rule = rules[0]
         rule.times -= 1
         if rule.times <= 0:
-            rules.pop(0)
+            self._lost[method].remove(rule)
         return rule
 
     @staticmethod

@@ -62,6 +62,10 @@ class ReapClip:
     project_id: str
     title: str | None
     caption: str
+    duration: float | None = None
+    virality_score: float | None = None  # Reap's 0–10
+    # A direct download of the clip's video (burned-in captions when enabled); lifetime undocumented.
+    clip_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,24 @@ def parse_clip(data: dict[str, Any], project_id: str) -> ReapClip:
         project_id=str(data.get("projectId") or project_id),
         title=str(title) if title else None,
         caption=str(data.get("caption") or ""),
+        duration=_number(data.get("duration")),
+        virality_score=_number(data.get("viralityScore")),
+        clip_url=_https_url(data.get("clipUrl")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number, or None (booleans and strings are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        return None
+    return float(value)
+
+
+def _https_url(value: Any) -> str | None:
+    """An absolute http(s) URL, or None."""
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 4000:
+        return value
+    return None
 
 
 def parse_post(data: dict[str, Any]) -> ReapPost:

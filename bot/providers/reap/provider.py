@@ -24,6 +24,7 @@ from bot.domain import (
     Capabilities,
     CardDetails,
     Change,
+    ClipInfo,
     DraftHome,
     DraftSpec,
     EditForm,
@@ -143,6 +144,8 @@ class ReapProvider(Provider):
         outcome.targets = [t.label for t in targets]
         for clip in self.client.get_project_clips(ref, priority=priority):
             outcome.drafts.append(DraftSpec(self._draft(ref, clip, targets, choices), project_id=ref))
+            outcome.clips[clip.id] = ClipInfo(title=clip.title, duration_seconds=clip.duration,
+                                              score=clip.virality_score, scale=10.0)
         return outcome
 
     def _draft(self, project_id: str, clip: ReapClip, targets: list[ReapIntegration],

@@ -66,10 +66,13 @@ from bot.slack.inbound.policy import (
 )
 from bot.slack.inbound.references import (
     UNKNOWN_POST,
+    ClipMetadata,
     InvalidReference,
     PostButton,
     PostMetadata,
     Reference,
+    clip_metadata,
+    clip_ref_from_button,
     parse_metadata,
     post_ref_from_button,
     post_ref_from_metadata,
@@ -85,6 +88,9 @@ from bot.slack.inbound.values import (
 )
 
 __all__ = [
+    "ClipMetadata",
+    "clip_metadata",
+    "clip_ref_from_button",
     "DEFAULT_POLICY",
     "INBOUND_CONTEXT_KEY",
     "INVALID_DATETIME",

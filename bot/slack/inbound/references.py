@@ -64,6 +64,16 @@ class PostMetadata(Reference):
     post_id: PostId
 
 
+class ClipMetadata(Reference):
+    """A clip modal's private_metadata: {"clip_id": 7, ...} (the plan's details ride along)."""
+
+    clip_id: PostId
+    action: str | None = None
+    first_at: int | None = None
+    spacing_minutes: int | None = None
+    post_ids: list[PostId] = []
+
+
 R = TypeVar("R", bound=Reference)
 
 
@@ -97,3 +107,16 @@ def post_ref_from_metadata(raw: object) -> int:
     """The post id in a post modal's private_metadata: a JSON integer in 1..2^63-1, nothing else
     (not true, not 1.9, not "7")."""
     return parse_metadata(raw, PostMetadata).post_id
+
+
+def clip_ref_from_button(value: object) -> int:
+    """The clip id a clip button points at (button values are `str(clip_id)`), with the same rules."""
+    try:
+        return PostButton.from_value(value).post_id
+    except InvalidReference as exc:
+        raise InvalidReference(exc.reason.replace("post id", "clip id")) from None
+
+
+def clip_metadata(raw: object) -> ClipMetadata:
+    """A clip modal's private_metadata."""
+    return parse_metadata(raw, ClipMetadata)
