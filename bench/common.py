@@ -59,6 +59,8 @@ class Size:
     slack_per_second: float
     slack_burst: int
     burst_timeout: float
+    # 3b. one clip of four drafts at Slack's posting limit
+    clip_rounds: int
     # 4. cost growth
     cost_sizes: tuple[int, ...]
     cost_clicks_per_kind: int
@@ -89,7 +91,7 @@ SIZES = {
     "tiny": Size(
         name="tiny", clicks_per_kind=4, click_rate=20.0, naive_interval=0.3, choppity_latency=0.5,
         webhook_rates=(50, 100, 200), webhook_seconds=0.2, max_throughput_seconds=0.2,
-        burst_drafts=8, slack_per_second=4.0, slack_burst=3, burst_timeout=60.0,
+        burst_drafts=8, slack_per_second=4.0, slack_burst=3, burst_timeout=60.0, clip_rounds=1,
         cost_sizes=(10, 100, 1000), cost_clicks_per_kind=3,
         approved_posts=2, edited_posts=1, tracked_posts=30,
         reconcile_interval=0.5, reconcile_window=2.5, stressed_interval=0.2, stressed_window=2.5,
@@ -101,7 +103,7 @@ SIZES = {
     "full": Size(
         name="full", clicks_per_kind=200, click_rate=8.0, naive_interval=2.5, choppity_latency=2.0,
         webhook_rates=(50, 100, 200), webhook_seconds=10.0, max_throughput_seconds=4.0,
-        burst_drafts=200, slack_per_second=1.0, slack_burst=3, burst_timeout=900.0,
+        burst_drafts=200, slack_per_second=1.0, slack_burst=3, burst_timeout=900.0, clip_rounds=5,
         cost_sizes=(100, 10_000, 100_000), cost_clicks_per_kind=60,
         approved_posts=10, edited_posts=4, tracked_posts=1000,
         reconcile_interval=60.0, reconcile_window=185.0, stressed_interval=5.0, stressed_window=125.0,

@@ -9,6 +9,7 @@ import math
 import os
 import random
 import re
+import statistics
 import threading
 import time
 import uuid
@@ -430,7 +431,11 @@ class Burst(Parallel):
     def run(self) -> None:
         size, slack, app = self.size, self.slack, self.app
         assert app is not None
-        remotes = [self.choppity.add_post(PLATFORMS[n % len(PLATFORMS)]) for n in range(size.burst_drafts)]
+        # Real clips: one draft per platform, four to a clip, one post.draft.created each.
+        remotes: list[dict[str, Any]] = []
+        while len(remotes) < size.burst_drafts:
+            platforms = PLATFORMS[: min(len(PLATFORMS), size.burst_drafts - len(remotes))]
+            remotes.extend(self.choppity.posts(self.choppity.add_clip(platforms=platforms)))
         slack.set_post_rate_limit(per_second=size.slack_per_second, burst=size.slack_burst)
         statuses: list[int] = []
         lock = threading.Lock()
@@ -462,9 +467,14 @@ class Burst(Parallel):
         settle(self.engine, timeout=60)
         carded = with_card()
         calls = slack.calls("chat.postMessage")
-        posted = [c for c in calls if c.http_status == 200 and c.error is None and not c.args.get("thread_ts")]
+        # Cards and clip messages share the channel's posting limit; thread replies (outcomes) come later.
+        posted = [c for c in calls if c.http_status == 200 and c.error is None
+                  and (c.args.get("metadata") or {}).get("event_type") in ("greenlight_post", "greenlight_clip")]
+        cards = [c for c in posted if c.args["metadata"]["event_type"] == "greenlight_post"]
+        clips = [c for c in posted if c.args["metadata"]["event_type"] == "greenlight_clip"]
         times = sorted(c.at for c in posted)
-        carded_posts = {json.dumps(c.args.get("metadata", {}).get("event_payload", {}), sort_keys=True) for c in posted}
+        card_times = sorted(c.at for c in cards)
+        distinct = {json.dumps(c.args["metadata"], sort_keys=True) for c in posted}
         rate, burst = size.slack_per_second, size.slack_burst
         span = (times[-1] - times[0]) if len(times) > 1 else 0.0
         achieved = (len(times) - burst) / span if span > 0 else None
@@ -472,26 +482,88 @@ class Burst(Parallel):
         first_card = times[0] if times else started
         self.result = {
             "drafts": size.burst_drafts,
+            "clips": len({r["clip_id"] for r in remotes}),
             "events_acked_s": all_acked,
             "event_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
-            "cards_posted": len(posted),
-            "distinct_cards": len(carded_posts),
+            "cards_posted": len(cards),
+            "clip_messages_posted": len(clips),
+            "distinct_cards": len({json.dumps(c.args["metadata"], sort_keys=True) for c in cards}),
             "posts_with_card": carded,
             "cards_lost": size.burst_drafts - carded,
-            "duplicate_cards": len(posted) - len(carded_posts),
+            "duplicate_cards": len(posted) - len(distinct),
             "slack_429s": slack.ratelimited_count,
             "slack_429s_in_first_5s": sum(1 for t in limited if t - first_card < 5.0),
             "allowed_per_s": rate,
             "allowed_burst": burst,
             "achieved_per_s": achieved,
             "share_of_allowed": (achieved / rate) if achieved is not None else None,
-            "first_to_last_card_s": span,
-            "ideal_first_to_last_card_s": (len(times) - burst) / rate,
-            "event_to_last_card_s": (times[-1] - started) if times else None,
+            "first_to_last_card_s": (card_times[-1] - card_times[0]) if len(card_times) > 1 else 0.0,
+            "first_to_last_message_s": span,
+            "ideal_first_to_last_message_s": (len(times) - burst) / rate,
+            "event_to_last_card_s": (card_times[-1] - started) if card_times else None,
             "choppity_calls": len(self.choppity.calls()),
             "choppity_429s": self.choppity.rate_limited_count,
             "memory_after_start": self.memory_after_start,
             "memory_after_burst": app.memory(),
+        }
+
+
+class ClipOfFour(Parallel):
+    """One clip with four drafts arriving together, at Slack's posting limit (1 message/s per channel)."""
+
+    name = "clip of four drafts"
+
+    def prepare(self) -> None:
+        self.slack, self.choppity = self.stack.enter_context(fakes(choppity_limit=None))
+        self.url, self.engine = new_database(self.workdir, "clip4")
+
+    def launch(self, apps: list[dict[str, Any]]) -> None:
+        env = app_env(self.slack, self.choppity, self.url)
+        self.app = AppProcess(env, self.workdir / "clip4.log").start()
+        apps.append({"section": self.name, "database": "existing, empty", "startup_s": self.app.startup_seconds,
+                     **self.app.memory()})
+
+    def run(self) -> None:
+        size, slack, app = self.size, self.slack, self.app
+        assert app is not None
+        # No burst allowance left: every message waits its turn, as in a busy channel.
+        slack.set_post_rate_limit(per_second=size.slack_per_second, burst=1)
+        rounds: list[dict[str, float]] = []
+        for _ in range(size.clip_rounds):
+            clip = self.choppity.add_clip(platforms=PLATFORMS)
+            posts = self.choppity.posts(clip)
+            before = len(slack.calls("chat.postMessage"))
+            started = time.monotonic()
+            for remote in posts:
+                send_event(app, "post.draft.created", {"post_id": remote["id"], "clip_id": clip})
+            deadline = started + 120
+            while time.monotonic() < deadline:
+                done = [c for c in slack.calls("chat.postMessage")[before:] if c.error is None and c.http_status == 200]
+                if sum(1 for c in done if (c.args.get("metadata") or {}).get("event_type") == "greenlight_post") >= 4:
+                    break
+                time.sleep(0.05)
+            settle(self.engine, timeout=60)
+            calls = [c for c in slack.calls("chat.postMessage")[before:] if c.error is None and c.http_status == 200]
+            cards = sorted(c.answered_at or c.at for c in calls
+                           if (c.args.get("metadata") or {}).get("event_type") == "greenlight_post")
+            tops = sorted(c.answered_at or c.at for c in calls
+                          if (c.args.get("metadata") or {}).get("event_type") == "greenlight_clip")
+            rounds.append({
+                "first_to_last_card_s": cards[-1] - cards[0] if len(cards) > 1 else 0.0,
+                "event_to_clip_message_s": tops[0] - started if tops else -1.0,
+                "event_to_last_card_s": cards[-1] - started if cards else -1.0,
+                "cards": float(len(cards)), "clip_messages": float(len(tops)),
+            })
+            time.sleep(2.0 / size.slack_per_second)  # let the channel's allowance recover between rounds
+        self.result = {
+            "rounds": rounds,
+            "allowed_per_s": size.slack_per_second,
+            "ideal_first_to_last_card_s": 3 / size.slack_per_second,  # four cards, one message a second apart
+            "first_to_last_card_s": statistics.median(r["first_to_last_card_s"] for r in rounds),
+            "event_to_last_card_s": statistics.median(r["event_to_last_card_s"] for r in rounds),
+            "event_to_clip_message_s": statistics.median(r["event_to_clip_message_s"] for r in rounds),
+            "cards_lost": sum(4 - int(r["cards"]) for r in rounds),
+            "extra_clip_messages": sum(int(r["clip_messages"]) - 1 for r in rounds),
         }
 
 
