@@ -35,7 +35,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot import failpoints
+from bot import failpoints, metrics
 from bot.config import Settings
 from bot.db import add_audit, get_post, session_scope
 from bot.domain import Card
@@ -316,6 +316,7 @@ class SlackDelivery:
             self._set(post_id, card_attempted_at=None)  # Slack said no for sure: nothing was posted
             raise
         failpoints.hit("card_post_answered")
+        metrics.card_posted()
         with session_scope(self.engine) as session:
             session.execute(
                 update(Post)
