@@ -37,6 +37,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
+from bot import metrics
 from bot.config import Settings
 from bot.db import MIGRATIONS_DIR, make_engine
 from bot.providers.base import Provider
@@ -359,7 +360,7 @@ def _webhook_check(public_url: str, provider: Provider, template: str, post: Cal
                      "check PUBLIC_URL, DNS and TLS, and that the proxy forwards POST /webhooks/* to Greenlight")
     status = response.status_code
     if status == 200:
-        return Check(OK, name, f"{shown} accepted a signed test delivery")
+        return Check(OK, name, f"{shown} accepted the test delivery")
     if status in (401, 403):
         return Check(FAIL, name, f"{shown} refused the test delivery's signature (HTTP {status})",
                      f"the Greenlight answering there has another {provider.title} webhook secret than this one; "
@@ -383,6 +384,9 @@ def run_doctor(settings: Settings, out: TextIO, *, manifest: Path | None = None,
                post: Callable[..., httpx.Response] = httpx.post) -> int:
     """Run every check, printing each line as it is known; 1 if any failed, else 0."""
     register_secrets(settings.secrets())
+    # The doctor's own calls are not the deployment's traffic: they must not reach its metrics (in
+    # multiprocess mode they would land in the shared directory).
+    metrics.configure(enabled=False, multiproc_dir=None)
     secrets = settings.secrets()
     checks: list[Check] = []
 

@@ -18,19 +18,28 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
+from bot import metrics
 from bot.config import Settings
 from bot.db import make_engine, migrate
 from bot.doctor import FAIL, MANIFEST_BOT_SCOPES, OK, SKIP, WARN, manifest_bot_scopes, run_doctor
 from bot.models import Job, Post, WebhookEvent
+from tests import harness
 from tests.fakes.choppity import FakeChoppity
 from tests.fakes.reap import FakeReap
 from tests.fakes.slack import DEFAULT_SCOPES, FakeSlack
-from tests.harness import WEBHOOK_SECRET, Greenlight, base_env, postgres_schema, test_database_url
+from tests.harness import WEBHOOK_SECRET, Greenlight, base_env, postgres_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 REAP_TOKEN = "reap-path-token-0123456789abcdef"
 DB_PASSWORD = "s3cret-db-pass-word"
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+@pytest.fixture(autouse=True)
+def metrics_back_on() -> Iterator[None]:
+    """The doctor turns this process's metrics off (its calls aren't the deployment's traffic)."""
+    yield
+    metrics.configure(enabled=True, multiproc_dir=None)
 
 
 @pytest.fixture
@@ -284,7 +293,7 @@ def test_missing_sqlite_file_is_reported_not_created(env: dict[str, str], tmp_pa
 
 
 def test_read_only_database(env: dict[str, str]) -> None:
-    base = test_database_url()
+    base = harness.test_database_url()
     if not base:
         pytest.skip("needs PostgreSQL (a read-only session): TEST_DATABASE_URL is not set (.ci/run sets it)")
     with postgres_schema(base) as url:

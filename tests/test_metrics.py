@@ -47,6 +47,14 @@ TOKEN = "metrics-token-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+@pytest.fixture(autouse=True)
+def counting() -> Iterator[None]:
+    """Metrics on, as every app built from default settings turns them (the doctor turns them off)."""
+    metrics.configure(enabled=True, multiproc_dir=None)
+    yield
+    metrics.configure(enabled=True, multiproc_dir=None)
+
+
 def scrape(app: Greenlight | str, token: str | None = None) -> Samples:
     """Every sample of GET /metrics, parsed by prometheus-client's parser."""
     base = app.url if isinstance(app, Greenlight) else app
@@ -212,11 +220,8 @@ def test_bearer_token_is_required_when_set(make_app: Callable[..., Greenlight]) 
 
 def test_metrics_can_be_turned_off(make_app: Callable[..., Greenlight]) -> None:
     app = make_app(METRICS_ENABLED="false")
-    try:
-        assert httpx.get(f"{app.url}/metrics", timeout=10).status_code == 404
-        assert not metrics.enabled()
-    finally:
-        metrics.configure(enabled=True, multiproc_dir=None)
+    assert httpx.get(f"{app.url}/metrics", timeout=10).status_code == 404
+    assert not metrics.enabled()
 
 
 def test_settings_name_each_bad_metrics_variable(tmp_path: Path) -> None:
@@ -362,3 +367,26 @@ def test_two_processes_report_together_in_multiprocess_mode(
             assert value(samples, "greenlight_ready") == 1
         assert any(p.name.startswith("counter_") for p in multiproc.iterdir())
     shutil.rmtree(multiproc, ignore_errors=True)
+
+
+# -- the shipped alert rules and dashboard ----------------------------------------------------------------
+
+
+def test_alert_rules_and_dashboard_use_only_real_metrics(app: Greenlight, fake_choppity: FakeChoppity) -> None:
+    import re
+
+    card_up(app, fake_choppity)
+    # Every family announces itself with # HELP, with or without samples yet.
+    text = httpx.get(f"{app.url}/metrics", timeout=10).text
+    families = {family.name for family in text_string_to_metric_families(text)}
+    for path in (ROOT / "deploy" / "prometheus-alerts.yml", ROOT / "deploy" / "grafana-dashboard.json",
+                 ROOT / "docs" / "metrics.md"):
+        used = set(re.findall(r"greenlight_[a-z_]+", path.read_text()))
+        unknown = {u for u in used if u not in families and re.sub(r"_(total|bucket|count|sum)$", "", u) not in families}
+        assert not unknown, f"{path.name} names metrics Greenlight doesn't export: {sorted(unknown)}"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus); rule syntax not checked")
+    result = subprocess.run([promtool, "check", "rules", str(ROOT / "deploy" / "prometheus-alerts.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
