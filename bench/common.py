@@ -82,6 +82,8 @@ class Size:
     # 9. two replicas on PostgreSQL sharing one Choppity budget
     replica_drafts: int
     replica_timeout: float
+    # 10. ack latency with metrics on and off
+    metrics_clicks_per_kind: int
     # Smoke runs: every section at once (fast, figures meaningless); else one after the other, and the
     # side-by-side apps are started one at a time so their start-up is timed on a quiet machine.
     concurrent_sections: bool = False
@@ -98,6 +100,7 @@ SIZES = {
         home_posts=50, home_users=3, home_opens=3, home_slack_latency=0.2,
         huge_body_bytes=20 * 2**20,
         replica_drafts=12, replica_timeout=60.0,
+        metrics_clicks_per_kind=4,
         concurrent_sections=True,
     ),
     "full": Size(
@@ -110,6 +113,7 @@ SIZES = {
         home_posts=500, home_users=5, home_opens=20, home_slack_latency=0.2,
         huge_body_bytes=300 * 2**20,
         replica_drafts=100, replica_timeout=400.0,
+        metrics_clicks_per_kind=150,
     ),
 }
 

@@ -30,6 +30,7 @@ from bench.sections import (
     cost_section,
     home_section,
     memory_section,
+    metrics_section,
     replicas_section,
     run_parallel,
     webhooks_section,
@@ -37,7 +38,7 @@ from bench.sections import (
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 # The steps, in the order a full run takes them (`--only` picks some).
-STEPS = ("clicks", "cost", "webhooks", "home", "memory", "burst", "replicas")
+STEPS = ("clicks", "cost", "webhooks", "home", "memory", "metrics", "burst", "replicas")
 
 
 def log(message: str) -> None:
@@ -90,6 +91,10 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
     def replicas() -> None:
         sections["replicas"] = replicas_section(size, workdir, apps)
 
+    def metrics_cost() -> None:
+        with LoadGen() as loadgen:
+            sections["metrics"] = metrics_section(size, workdir, loadgen, apps)
+
     def side_by_side() -> None:
         run_parallel([burst_a, burst_b, reconcile, stressed, clip4], apps, log,
                      quiet_startups=not size.concurrent_sections)
@@ -98,6 +103,7 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
              "webhooks": ("webhooks", "webhooks and Choppity calls per approved post", webhooks),
              "home": ("home", "Home tab at scale, Slack answering in 200 ms", home),
              "memory": ("huge body", "peak memory under a huge body", memory),
+             "metrics": ("metrics", "ack latency with metrics on and off (scraped every second)", metrics_cost),
              "burst": ("burst", "burst of drafts, footprint and reconciler (side by side)", side_by_side),
              "replicas": ("replicas", "two replicas on PostgreSQL sharing one Choppity budget", replicas)}
     steps = [every[name] for name in STEPS if name in only]
@@ -409,7 +415,31 @@ def targets_and_rows(results: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
             "", "", "report", "",
         ])
 
+    if "metrics" in s:
+        rows.extend(_metrics_rows(s["metrics"], target))
+
     return targets, rows
+
+
+def _metrics_rows(m: dict[str, Any], target: Any) -> list[list[str]]:
+    """Section 10: ack latency with metrics on (and scraped) vs off, and the scrape itself."""
+    rows: list[list[str]] = []
+    for kind in ("publish", "schedule"):
+        on, off = m[kind]["on"], m[kind]["off"]
+        p50 = m[kind]["on_vs_off_p50"]
+        ok = p50 is not None and p50 <= 1.1
+        rows.append([
+            f"10. {kind.title()} click → ack with metrics on (scraped every second) / off, ms (p50/p95/p99, n={on['n']})",
+            f"{_ms(on['p50'])} / {_ms(on['p95'])} / {_ms(on['p99'])}",
+            f"off {_ms(off['p50'])} / {_ms(off['p95'])} / {_ms(off['p99'])}",
+            f"p50 {_x(p50)}, p99 {_x(m[kind]['on_vs_off_p99'])}", "p50 ≤ 1.10× off",
+            target(f"metrics cost nothing measurable on the {kind} ack (p50 within 1.10x of off)", ok, _x(p50)),
+        ])
+    sc = m["scrape"]
+    rows.append([f"10. GET /metrics while clicking, ms (p50/p99/max, n={sc['n']}), body size",
+                 f"{_ms(sc['p50'])} / {_ms(sc['p99'])} / {_ms(sc['max'])}, {sc['bytes'] / 1024:.1f} KiB",
+                 "", "", "report", ""])
+    return rows
 
 
 def ratio_(a: float | None, b: float | None) -> float | None:

@@ -1,6 +1,6 @@
-"""The nine measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file
-(section 9: two processes on a fresh PostgreSQL schema), against its own fake Slack and fake Choppity,
-and returns plain numbers (ms, seconds, counts)."""
+"""The ten measurements. Each starts its own Greenlight process (bench.serve) on a fresh SQLite file
+(section 9: two processes on a fresh PostgreSQL schema; section 10: two side by side), against its
+own fake Slack and fake Choppity, and returns plain numbers (ms, seconds, counts)."""
 
 from __future__ import annotations
 
@@ -956,3 +956,92 @@ def replicas_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> d
     if not redis_url:
         results["redis"] = {"skipped": "Redis not reachable (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0)"}
     return results
+
+
+# -- 10. the cost of metrics: ack latency with /metrics on and off, side by side -----------------------
+
+
+def metrics_section(size: Size, workdir: Path, loadgen: LoadGen, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Publish and Schedule clicks on two apps, one with metrics on and scraped every second, one with
+    METRICS_ENABLED=false, interleaved in the same seconds against the same fakes."""
+    with fakes(choppity_limit=None) as (slack, choppity), ExitStack() as stack:
+        slack.trigger_ttl = 1e9
+        started: dict[str, tuple[AppProcess, Engine]] = {}
+        for label, enabled in (("on", "true"), ("off", "false")):
+            url, engine = new_database(workdir, f"metrics-{label}")
+            app = AppProcess(app_env(slack, choppity, url, CHOPPITY_REQUESTS_PER_MINUTE="600", METRICS_ENABLED=enabled),
+                             workdir / f"metrics-{label}.log")
+            app.start()
+            stack.callback(app.stop)
+            apps.append({"section": f"metrics {label}", "database": "existing, empty",
+                         "startup_s": app.startup_seconds, **app.memory()})
+            started[label] = (app, engine)
+        per_kind = size.metrics_clicks_per_kind
+        plan: list[list[str]] = []
+        warmup: list[list[str]] = []
+        rng = random.Random(10)
+        ids: dict[str, tuple[list[int], list[int]]] = {}
+        for label, (app, engine) in started.items():
+            ids[label] = (seed_cards(engine, slack, choppity, per_kind, offset=1),
+                          seed_cards(engine, slack, choppity, min(20, max(2, per_kind)), offset=2))
+            warmup += [[f"{app.url}/slack/events", click_body(slack, ActionId.SCHEDULE, ids[label][1][-1])]] * 3
+        for n in range(per_kind):
+            round_: list[list[str]] = []
+            for label, (app, _) in started.items():
+                fresh, reusable = ids[label]
+                round_.append([f"publish_{label}", f"{app.url}/slack/events", click_body(slack, ActionId.PUBLISH, fresh[n])])
+                round_.append([f"schedule_{label}", f"{app.url}/slack/events",
+                               click_body(slack, ActionId.SCHEDULE, reusable[n % len(reusable)])])
+            rng.shuffle(round_)
+            plan.extend(round_)
+        scrapes = _Scraper(started["on"][0].url)
+        scrapes.start()
+        try:
+            result = loadgen.run({"op": "clicks", "base": started["on"][0].url, "secret": SIGNING_SECRET,
+                                  "rate": size.click_rate, "plan": plan, "warmup": warmup})
+        finally:
+            scrapes.stop()
+        figures: dict[str, Any] = {"statuses": result["statuses"], "clicks_per_kind": per_kind}
+        for kind in ("publish", "schedule"):
+            on, off = summary(result["latencies"][f"{kind}_on"]), summary(result["latencies"][f"{kind}_off"])
+            figures[kind] = {"on": on, "off": off, "on_vs_off_p50": ratio(on["p50"], off["p50"]),
+                             "on_vs_off_p99": ratio(on["p99"], off["p99"])}
+        figures["scrape"] = {**summary(scrapes.latencies), "bytes": scrapes.size, "errors": scrapes.errors,
+                             "interval_s": scrapes.interval}
+        settle(started["on"][1])
+        settle(started["off"][1])
+        return figures
+
+
+class _Scraper:
+    """GET /metrics every `interval` seconds on a side thread, as an eager Prometheus would."""
+
+    def __init__(self, base: str, interval: float = 1.0) -> None:
+        self.base = base
+        self.interval = interval
+        self.latencies: list[float] = []
+        self.size = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-scraper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            while True:
+                started = time.perf_counter()
+                response = client.get("/metrics")
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status_code == 200:
+                    self.latencies.append(elapsed)
+                    self.size = len(response.content)
+                else:
+                    self.errors += 1
+                if self._stop.wait(self.interval):
+                    return

@@ -1,5 +1,6 @@
 """Command line: `greenlight` (or `python -m bot`) runs the bot; `greenlight migrate` upgrades the DB;
-`greenlight audit` exports the audit log (bot.audit).
+`greenlight audit` exports the audit log (bot.audit); `greenlight doctor` checks live that everything
+Greenlight depends on works (bot.doctor).
 
 This is the only module that reads `.env` and the process environment.
 """
@@ -64,14 +65,17 @@ def run(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `greenlight` console script."""
     parser = argparse.ArgumentParser(prog="greenlight", description="Approve social posts in Slack.")
-    commands = parser.add_subparsers(dest="command", metavar="{run,migrate,check,audit}",
+    commands = parser.add_subparsers(dest="command", metavar="{run,migrate,check,doctor,audit}",
                                      help="run the bot (default), migrate the database, check the settings, "
+                                          "check live that Slack, the providers and the database work, "
                                           "or export the audit log")
     commands.add_parser("run", help="run the bot (the default)")
     commands.add_parser("migrate", help="apply database migrations")
-    commands.add_parser("check", help="validate the settings")
+    commands.add_parser("check", help="validate the settings (offline; `doctor` checks them live)")
     from bot.audit import add_audit_parser
+    from bot.doctor import add_doctor_parser
 
+    add_doctor_parser(commands)
     add_audit_parser(commands)
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -85,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         logging.getLogger("bot").info("settings are valid: %r", settings)
         return
+    if args.command == "doctor":
+        from bot.doctor import run_doctor
+
+        raise SystemExit(run_doctor(settings, sys.stdout, manifest=args.manifest))
     if args.command == "audit":
         from bot.audit import run_audit
 

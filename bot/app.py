@@ -19,10 +19,11 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import failpoints
+from bot import failpoints, metrics
 from bot.config import Settings
 from bot.db import make_engine, migrate
 from bot.jobs import JobRunner
@@ -41,6 +42,7 @@ from bot.services.delivery import SlackDelivery
 from bot.services.health import Health
 from bot.services.identity import SlackIdentity
 from bot.services.intake import IntakeService
+from bot.services.metrics import SlackCallObserver
 from bot.services.outcomes import OutcomeService, Reconciler
 from bot.services.overview import Overview
 from bot.services.reminders import Reminders
@@ -89,6 +91,7 @@ class Runtime:
         services.reconciler.stop()
         services.reminders.stop()
         services.providers.close()
+        metrics.process_exited(os.getpid(), self.settings.prometheus_multiproc_dir)
 
 
 def make_slack_client(
@@ -97,13 +100,17 @@ def make_slack_client(
     """A WebClient for the configured (or fake) Slack API, with short timeouts.
 
     Rate limits are not retried here by sleeping: card updates go through the job queue, which
-    re-runs them after Slack's Retry-After instead of blocking a thread.
+    re-runs them after Slack's Retry-After instead of blocking a thread. Every call is counted for
+    the metrics by a retry handler that never retries (Bolt copies it into its per-request clients).
     """
+    handlers: list[RetryHandler] = [SlackCallObserver()] if settings.metrics_enabled else []
+    if retry_connection_errors:
+        handlers.append(ConnectionErrorRetryHandler(max_retry_count=1))
     return WebClient(
         token=settings.slack_bot_token if token is True else token or None,
         base_url=settings.slack_api_url,
         timeout=timeout,  # type: ignore[arg-type]  # slack_sdk annotates int; urllib takes a float
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)] if retry_connection_errors else [],
+        retry_handlers=handlers,
     )
 
 
@@ -113,6 +120,7 @@ def create_runtime(settings: Settings, *, engine: Engine | None = None, clock: C
     `clock` is what time it is for due dates, schedules and ages (tests move it forward).
     """
     register_secrets(settings.secrets())
+    metrics.configure(enabled=settings.metrics_enabled, multiproc_dir=settings.prometheus_multiproc_dir)
     engine = engine or make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)

@@ -5,9 +5,11 @@ Only `bot.__main__` calls `load_dotenv()`; nothing else reads `os.environ`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -70,6 +72,15 @@ class Settings:
     # Where provider request budgets keep their moving window: None (empty) is PostgreSQL when the
     # database is PostgreSQL, else this process's memory; "memory://" or a redis:// URL force one.
     rate_limit_storage_url: str | None = field(default=None, repr=False)
+    # Where this deployment is reached from outside (`greenlight doctor` sends test webhooks there).
+    public_url: str | None = None
+    # GET /metrics (Prometheus) and the instrumentation behind it; see docs/metrics.md.
+    metrics_enabled: bool = True
+    # When set, GET /metrics needs `Authorization: Bearer <token>`.
+    metrics_token: str | None = field(default=None, repr=False)
+    # prometheus-client's multiprocess mode: every process on this host writes its samples here and
+    # any of them answers /metrics with the sum (PROMETHEUS_MULTIPROC_DIR, the library's own name).
+    prometheus_multiproc_dir: str | None = None
     # Test-only: named crash points (bot.failpoints) that SIGKILL the process when reached.
     # GREENLIGHT_FAILPOINTS, comma-separated; never set it in production.
     failpoints: tuple[str, ...] = ()
@@ -98,8 +109,10 @@ class Settings:
             self.choppity_api_key,
             self.reap_api_key,
             self.reap_webhook_token,
+            self.metrics_token,
             *self.choppity_webhook_secrets,
             *_url_credentials(self.rate_limit_storage_url),
+            *_url_credentials(self.database_url),
         ]
         return [v for v in values if v]
 
@@ -129,6 +142,7 @@ class Settings:
             job_lease_seconds=read.number("JOB_LEASE_SECONDS", 60.0, 1.0),
             failpoints=read.csv("GREENLIGHT_FAILPOINTS"),
             rate_limit_storage_url=_rate_limit_storage_url(read),
+            **_operations_settings(read),
         )
         if read.problems:
             raise ConfigError(read.problems)
@@ -299,6 +313,39 @@ def _database_url(read: _EnvReader) -> str:
     if not database_url.startswith(("sqlite", "postgresql")):
         read.problems.append("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
     return database_url
+
+
+# -- PUBLIC_URL, metrics -----------------------------------------------------------------------------
+
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+def _operations_settings(read: _EnvReader) -> dict[str, Any]:
+    public_url = read.get("PUBLIC_URL")
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            read.problems.append(f"PUBLIC_URL must be the http(s) base URL Slack and the providers reach, like "
+                                 f"https://greenlight.example.com, got {public_url!r}")
+        public_url = public_url.rstrip("/")
+    token = read.get("METRICS_TOKEN")
+    if token is not None and (len(token) < MIN_METRICS_TOKEN_LENGTH or not token.isascii() or not token.isprintable()
+                              or " " in token):
+        read.problems.append(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} printable ASCII characters "
+                             "without spaces (it is sent as a bearer token)")
+    multiproc_dir = read.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir is not None:
+        path = Path(multiproc_dir)
+        if not path.is_dir():
+            read.problems.append(f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {multiproc_dir!r}")
+        elif not os.access(path, os.W_OK | os.X_OK):
+            read.problems.append(f"PROMETHEUS_MULTIPROC_DIR must be writable by this process: {multiproc_dir!r}")
+    return {
+        "public_url": public_url,
+        "metrics_enabled": read.boolean("METRICS_ENABLED", True),
+        "metrics_token": token,
+        "prometheus_multiproc_dir": multiproc_dir,
+    }
 
 
 # -- RATE_LIMIT_STORAGE_URL ---------------------------------------------------------------------------

@@ -24,11 +24,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.config import DEFAULT_SLACK_API_URL, Settings
 from bot.logs import RequestIdMiddleware
 from bot.providers.base import Provider, WebhookRejected
 from bot.security import verify_slack_request
 from bot.services.container import Services
+from bot.services.metrics import DatabaseCollector
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, InboundPolicy, InboundRejected, parse_slack_body
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ def build_asgi(settings: Settings, services: Services, bolt: App) -> Starlette:
     policy = inbound_policy(settings.slack_api_url)
 
     async def slack_events(request: Request) -> Response:
+        arrived = time.perf_counter()
         try:
             body = await read_body(request)
         except BodyRejected as rejected:
@@ -105,6 +108,7 @@ def build_asgi(settings: Settings, services: Services, bolt: App) -> Starlette:
             context={INBOUND_CONTEXT_KEY: inbound.payload},
         )
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        metrics.observe_ack(inbound.kind, time.perf_counter() - arrived)
         return Response(
             status_code=bolt_response.status,
             content=bolt_response.body,
@@ -137,6 +141,8 @@ def build_asgi(settings: Settings, services: Services, bolt: App) -> Starlette:
     for provider in services.providers.values():
         if provider.webhook_route is not None:
             routes.append(Route(provider.webhook_route.path, webhook_endpoint(provider, services), methods=["POST"]))
+    if settings.metrics_enabled:
+        routes.append(Route("/metrics", metrics_endpoint(settings, services), methods=["GET"]))
     # Each request logs with a request id (the caller's X-Request-Id or a new one), echoed back.
     return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
 
@@ -152,28 +158,52 @@ def webhook_endpoint(provider: Provider, services: Services) -> Callable[[Reques
             return Response(status_code=status, content=b"")
         return JSONResponse(payload, status_code=status)
 
-    async def endpoint(request: Request) -> Response:
+    async def handle(request: Request) -> tuple[Response, str | None, str]:
+        """The answer, the delivery's event type (once known) and its outcome, for the metrics."""
         # A token in the path is checked before a byte of the body is read.
         if not provider.webhook_authorized(request.path_params):
-            return Response(status_code=404)
+            return Response(status_code=404), None, "rejected"
         try:
             body = await read_body(request)
         except BodyRejected as rejected:
-            return rejected.response()
+            return rejected.response(), None, "rejected"
         if not services.health.database_ok():
             # The sender retries a 503; waiting on a broken database would only make it time out.
-            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "30"})
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                                headers={"Retry-After": "30"}), None, "unavailable"
         try:
             events = provider.parse_webhook(body, request.headers, time.time())
         except WebhookRejected as rejected:
             log.info("rejected a %s webhook: %s", provider.title, rejected.reason)
-            return answer(rejected.status, {"error": rejected.reason})
+            return answer(rejected.status, {"error": rejected.reason}), None, "rejected"
+        event_type = events[0].type if events else None
         try:
             new = await run_in_threadpool(services.outcomes.ingest, provider.slug, events)
         except Exception:  # noqa: BLE001 - a 503 makes the sender retry later; nothing is lost
             log.exception("could not store a %s webhook", provider.title)
-            return answer(503, {"error": "temporarily unavailable"})
-        return answer(200, {"ok": True, "duplicate": bool(events) and new == 0})
+            return answer(503, {"error": "temporarily unavailable"}), event_type, "unavailable"
+        outcome = "ignored" if not events else "duplicate" if new == 0 else "accepted"
+        return answer(200, {"ok": True, "duplicate": bool(events) and new == 0}), event_type, outcome
+
+    async def endpoint(request: Request) -> Response:
+        response, event_type, outcome = await handle(request)
+        metrics.webhook_delivery(provider.slug, event_type, outcome, response.status_code)
+        return response
+
+    return endpoint
+
+
+def metrics_endpoint(settings: Settings, services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """GET /metrics: Prometheus text, the database gauges read now; a bearer token when configured."""
+    collector = DatabaseCollector(services.engine, services.clock)
+    token = settings.metrics_token
+
+    async def endpoint(request: Request) -> Response:
+        if token is not None and not metrics.token_matches(request.headers.get("authorization"), token):
+            return JSONResponse({"error": "unauthorized"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        body = await run_in_threadpool(metrics.exposition, [collector])
+        return Response(content=body, media_type=metrics.CONTENT_TYPE)
 
     return endpoint
 

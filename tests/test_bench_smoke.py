@@ -85,4 +85,10 @@ def test_tiny_benchmark_run_produces_every_figure(tmp_path: Path) -> None:
         for variant in ("postgres", "memory"):
             for figure in ("choppity_calls", "max_calls_in_any_60s", "choppity_429s", "cards_lost"):
                 _number(s, "replicas", variant, figure)
+    # 10. ack latency with metrics on and off
+    for kind in ("publish", "schedule"):
+        for side in ("on", "off"):
+            _number(s, "metrics", kind, side, "p50")
+        _number(s, "metrics", kind, "on_vs_off_p50")
+    _number(s, "metrics", "scrape", "bytes")
     assert results["targets"], "no targets were evaluated"

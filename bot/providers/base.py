@@ -57,6 +57,17 @@ class WebhookRoute:
     empty_reply: bool = False
 
 
+@dataclass(frozen=True)
+class ProbeDelivery:
+    """A webhook delivery `greenlight doctor` sends to the public URL: authenticated exactly as the
+    provider would authenticate it, answered 200 by the route, and changing nothing."""
+
+    # The route's path with its parameters filled in: it may hold a secret token, so never print it.
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
 class Provider(ABC):
     """Base class of every provider (one subclass per vendor, in its own package)."""
 
@@ -86,6 +97,18 @@ class Provider(ABC):
     def parse_webhook(self, body: bytes, headers: Mapping[str, str], now: float) -> list[InboundEvent]:
         """Verify one delivery and reduce it to events; raise WebhookRejected to refuse it."""
         raise WebhookRejected(404, f"{self.title} has no webhook")
+
+    # -- `greenlight doctor` -------------------------------------------------------------------------
+
+    def check_access(self) -> str | None:
+        """One cheap authenticated read proving the API key works: a short, secret-free description of
+        the account (raises an ApiError), or None when the provider offers no such read."""
+        return None
+
+    def probe_delivery(self, now: float) -> ProbeDelivery | None:
+        """A delivery the webhook route accepts and does nothing with, or None when none can be made
+        (no webhook, or no secret or token configured to authenticate it)."""
+        return None
 
     # -- the edit form -----------------------------------------------------------------------------
 

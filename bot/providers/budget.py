@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from enum import Enum
 
+from bot import metrics
 from bot.providers.budget_storage import MemoryWindow, WindowStorage
 from bot.providers.errors import BudgetExhausted
 
@@ -77,13 +78,18 @@ class RateBudget:
     def acquire(self, priority: Priority = Priority.INTERACTIVE, *, max_wait: float = 30.0) -> None:
         """Block until a slot is free; raise BudgetExhausted if that would take over `max_wait`."""
         deadline = self._clock() + max_wait
+        waited = 0.0
         while True:
             wait = self._try(priority)
             if wait == 0.0:
+                metrics.budget_waited(self._key, priority.value, waited)
                 return
             if self._clock() + wait > deadline:
+                metrics.budget_waited(self._key, priority.value, waited)
+                metrics.budget_exhausted(self._key, priority.value)
                 raise BudgetExhausted(wait, provider=self._key)
             self._sleep(min(wait, 1.0))
+            waited += min(wait, 1.0)
 
     def remaining(self) -> int:
         """Slots left in the current window (for metrics and tests)."""

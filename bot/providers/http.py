@@ -20,6 +20,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
+from bot import metrics
 from bot.providers.budget import Priority, RateBudget, parse_retry_after
 from bot.providers.errors import (
     ApiBadRequest,
@@ -174,11 +175,17 @@ class BaseClient:
         json: Any = None,
         priority: Priority,
         idempotent: bool = True,
+        endpoint: str | None = None,
     ) -> dict[str, Any]:
-        """One API call under the retry policy; the decoded JSON object (or {} for an empty body)."""
+        """One API call under the retry policy; the decoded JSON object (or {} for an empty body).
+
+        `endpoint` names the call in metrics: the path's template when the path holds an id
+        ("/v1/posts/{id}"), so no id ever becomes a label; a path without ids names itself.
+        """
         interactive = priority is Priority.INTERACTIVE
+        label = f"{method} {endpoint or path}"
         return with_retries(
-            lambda: self._once(method, path, params, json, priority),
+            lambda: self._once(method, path, params, json, priority, label),
             idempotent=idempotent,
             retry_rate_limits=(interactive or self.retry_background_rate_limits) and idempotent,
             attempts=self.attempts,
@@ -187,14 +194,19 @@ class BaseClient:
         )
 
     def _once(
-        self, method: str, path: str, params: dict[str, Any] | None, json: Any, priority: Priority
+        self, method: str, path: str, params: dict[str, Any] | None, json: Any, priority: Priority, endpoint: str
     ) -> dict[str, Any]:
         # Background work must not park a worker thread on the budget: BudgetExhausted goes back
         # to the job queue with the exact wait.
         max_wait = self._interactive_max_wait if priority is Priority.INTERACTIVE else 0.0
         self.budget.acquire(priority, max_wait=max_wait)
         self.calls += 1
-        response = self._send(method, path, params=params, json=json)
+        try:
+            response = self._send(method, path, params=params, json=json)
+        except ApiUnavailable as exc:
+            metrics.provider_call(self.provider, endpoint, _failure(exc))
+            raise
+        metrics.provider_call(self.provider, endpoint, str(response.status_code))
         self.budget.observe(response.headers, response.status_code)
         log.debug("%s %s %s -> %s", self.provider, method, path, response.status_code)
         if response.status_code < 300:
@@ -252,6 +264,13 @@ class BaseClient:
         if status >= 500:
             return unavailable(provider, f"{label} had a problem ({status}: {message})", sent=True, status=status)
         return ApiRejected(f"{label} answered {status}: {message}", provider=provider, status=status, code=code)
+
+
+def _failure(exc: ApiUnavailable) -> str:
+    """The metrics' word for a request that got no HTTP answer."""
+    if not exc.sent:
+        return "connect_error"
+    return "timeout" if isinstance(exc.__cause__, httpx.TimeoutException) else "transport_error"
 
 
 def retry_after_of(response: httpx.Response) -> float:

@@ -32,7 +32,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot import failpoints
+from bot import failpoints, metrics
 from bot.config import Settings
 from bot.db import add_audit, get_post, session_scope
 from bot.domain import Card
@@ -329,6 +329,8 @@ class SlackDelivery:
             slot.set(self.engine, {slot.attempted_field: None})  # Slack said no for sure: nothing was posted
             raise
         failpoints.hit(f"{slot.kind}_post_answered")
+        if slot.model is Post:
+            metrics.card_posted()
         values: dict[str, Any] = {"channel_id": response["channel"], "message_ts": response["ts"],
                                   slot.attempted_field: None}
         if slot.model is Post:

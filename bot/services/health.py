@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from bot import metrics
 from bot.db import MIGRATIONS_DIR
 from bot.models import utcnow
 from bot.services.identity import SlackIdentity
@@ -118,6 +119,7 @@ class Health:
         if token_error is not None:
             problems.append(f"Slack refuses the bot token ({token_error})")
         report = Report(checks=checks, problems=tuple(problems), at=time.monotonic())
+        metrics.set_ready(report.ready)
         with self._lock:
             changed = report.problems != self._report.problems
             self._report = report

@@ -78,6 +78,10 @@ class ClipListing:
     unreadable: list[str] = field(default_factory=list)
 
 
+# The endpoint template of a post's URL, for metrics (never a raw id as a label).
+_POST = "/v1/posts/{id}"
+
+
 class ChoppityClient(BaseClient):
     """Typed access to the Choppity v1 posts API."""
 
@@ -103,9 +107,16 @@ class ChoppityClient(BaseClient):
 
     # -- the API -----------------------------------------------------------------------------------
 
+    def ping(self) -> str:
+        """GET /v1/ping: the cheapest authenticated read; the team the key belongs to."""
+        body = self.call("GET", "/v1/ping", priority=Priority.INTERACTIVE)
+        team = body.get("team_id")
+        return str(team) if isinstance(team, str) and team else "unknown team"
+
     def list_clip_posts(self, clip_id: str, *, priority: Priority = Priority.INTERACTIVE) -> ClipListing:
         """Every post of a clip, in any state; one unreadable post never hides its siblings."""
-        body = self.call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority)
+        body = self.call("GET", f"/v1/clips/{_seg(clip_id)}/posts", priority=priority,
+                         endpoint="/v1/clips/{id}/posts")
         posts = body.get("posts")
         if not isinstance(posts, list):
             raise ApiUnavailable("Choppity returned an unexpected answer for the clip's posts", provider="choppity")
@@ -121,13 +132,14 @@ class ChoppityClient(BaseClient):
 
     def get_post(self, post_id: str, *, priority: Priority = Priority.INTERACTIVE) -> RemotePost:
         """One post as Choppity has it now."""
-        return self._post_of(self.call("GET", f"/v1/posts/{_seg(post_id)}", priority=priority), post_id, priority)
+        body = self.call("GET", f"/v1/posts/{_seg(post_id)}", priority=priority, endpoint=_POST)
+        return self._post_of(body, post_id, priority)
 
     def update_post(self, post_id: str, changes: dict[str, Any]) -> RemotePost:
         """PUT only the changed fields; returns the updated post. Not retried blindly: the services
         re-read the post when an answer is lost."""
         body = self.call("PUT", f"/v1/posts/{_seg(post_id)}", json=changes, priority=Priority.INTERACTIVE,
-                         idempotent=False)
+                         idempotent=False, endpoint=_POST)
         return self._post_of(body, post_id, Priority.INTERACTIVE)
 
     def publish_post(self, post_id: str, scheduled_at: datetime | None = None) -> RemotePost:
@@ -136,13 +148,14 @@ class ChoppityClient(BaseClient):
         if scheduled_at is not None:
             payload["scheduled_at"] = int(scheduled_at.timestamp() * 1000)
         body = self.call("POST", f"/v1/posts/{_seg(post_id)}/publish", json=payload, priority=Priority.INTERACTIVE,
-                         idempotent=False)
+                         idempotent=False, endpoint=_POST + "/publish")
         return self._post_of(body, post_id, Priority.INTERACTIVE)
 
     def cancel_post(self, post_id: str) -> RemotePost:
         """DELETE (cancel) a draft, scheduled or queued post. A second DELETE after a lost answer would
         be refused ("can no longer be cancelled"), so it is never retried blindly."""
-        body = self.call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False)
+        body = self.call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False,
+                         endpoint=_POST)
         return self._post_of(body, post_id, Priority.INTERACTIVE)
 
     def _post_of(self, body: dict[str, Any], post_id: str, priority: Priority) -> RemotePost:

@@ -34,11 +34,18 @@ from bot.domain import (
     RemotePost,
     TikTokSettings,
 )
-from bot.providers.base import Provider, WebhookRoute
+from bot.providers.base import ProbeDelivery, Provider, WebhookRoute
 from bot.providers.budget import Priority, RateBudget
 from bot.providers.choppity import form
 from bot.providers.choppity.client import ChoppityClient
-from bot.providers.choppity.webhook import SIGNATURE_HEADER, inbound, parse_event, verify_signature
+from bot.providers.choppity.webhook import (
+    SIGNATURE_HEADER,
+    inbound,
+    parse_event,
+    probe_body,
+    sign,
+    verify_signature,
+)
 from bot.providers.errors import ApiNotFound
 
 # "Cancels a post in draft, scheduled, or queued status. Once a post moves to processing we can no
@@ -118,6 +125,21 @@ class ChoppityProvider(Provider):
         """`choppity-signature-256` verified over the exact bytes, then the envelope parsed."""
         verify_signature(body, headers.get(SIGNATURE_HEADER), self._secrets, now)
         return [inbound(parse_event(body))]
+
+    def check_access(self) -> str | None:
+        """GET /v1/ping with the key: the team it belongs to."""
+        return f"team id {self.client.ping()}"
+
+    def probe_delivery(self, now: float) -> ProbeDelivery | None:
+        """An event of a type Greenlight doesn't act on, signed with the current secret: the route
+        records its id and answers 200, and nothing else happens."""
+        if not self._secrets:
+            return None
+        body = probe_body(now)
+        return ProbeDelivery(
+            path="/webhooks/choppity", body=body,
+            headers={"content-type": "application/json", SIGNATURE_HEADER: sign(body, self._secrets[0], int(now))},
+        )
 
     # -- the edit form -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,3 +242,19 @@ def inbound(event: ChoppityEvent) -> InboundEvent:
         action = PostChanged(external_id=event.post_id)
     payload = {"id": event.id, "type": event.type, "created": event.created_ms, "data": event.data}
     return InboundEvent(id=event.id, type=event.type, action=action, payload=payload)
+
+
+# `greenlight doctor`'s test delivery: a type Greenlight records and acknowledges without acting on.
+PROBE_EVENT = "greenlight.doctor"
+
+
+def sign(body: bytes, secret: str, t: int) -> str:
+    """The `choppity-signature-256` header value Choppity would send for `body` at time `t`."""
+    mac = hmac.new(secret.encode("utf-8"), f"{t}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def probe_body(now: float) -> bytes:
+    """A delivery of PROBE_EVENT with a fresh id (so it is never taken for a redelivery)."""
+    envelope = {"id": f"greenlight-doctor-{uuid.uuid4()}", "type": PROBE_EVENT, "created": int(now * 1000), "data": {}}
+    return json.dumps(envelope, separators=(",", ":")).encode()

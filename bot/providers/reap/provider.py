@@ -41,7 +41,7 @@ from bot.domain import (
     RemotePost,
     is_external_id,
 )
-from bot.providers.base import Provider, WebhookRoute
+from bot.providers.base import ProbeDelivery, Provider, WebhookRoute
 from bot.providers.budget import Priority, RateBudget
 from bot.providers.errors import ApiBadRequest
 from bot.providers.reap import form
@@ -187,6 +187,20 @@ class ReapProvider(Provider):
         """Only a hint naming a project; Reap's creation-time dummy payload yields nothing (and a 200)."""
         hint = parse_project_hint(body)
         return [inbound(hint)] if hint is not None else []
+
+    def check_access(self) -> str | None:
+        """get-integrations with the key: how many integrations it can publish to."""
+        integrations = self.client.get_integrations()
+        active = sum(1 for i in integrations if i.is_active)
+        return f"{active} active integration{'s' if active != 1 else ''}"
+
+    def probe_delivery(self, now: float) -> ProbeDelivery | None:
+        """A body naming no project (like Reap's own test delivery): the route answers 200 and nothing
+        happens. The token in the path is what authenticates it."""
+        if not self._token:
+            return None
+        return ProbeDelivery(path=f"/webhooks/reap/{self._token}", body=b'{"greenlight":"doctor"}',
+                             headers={"content-type": "application/json"})
 
     # -- the edit form -------------------------------------------------------------------------------
 
