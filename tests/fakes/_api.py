@@ -293,13 +293,69 @@ def _take(rules: list[Rule], method: str, path: str) -> Rule | None:
     return None
 
 
-class FakeApi:
+class FakeHost:
+    """Serving a fake on a free loopback port from a daemon thread: the lifecycle every fake shares."""
+
+    url_suffix = ""  # appended to http://127.0.0.1:PORT to form `url`
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._server: FakeServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _root(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL of the fake (``http://127.0.0.1:PORT`` plus the vendor's base path)."""
+        return f"{self._root()}{self.url_suffix}"
+
+    def start(self) -> Self:
+        """Start serving on a free port in a daemon thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = FakeServer(self)  # type: ignore[arg-type]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (wakes any injected delays/hangs)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+class FakeApi(FakeHost):
     """A stateful fake HTTP API on 127.0.0.1 (random port), serving from a daemon thread.
 
     ``clock`` returns unix seconds; it drives the rate-limit window (and the subclass's timestamps).
     """
-
-    url_suffix = ""  # appended to http://127.0.0.1:PORT to form `url`
 
     def __init__(
         self,
@@ -309,15 +365,13 @@ class FakeApi:
         window_seconds: float,
         clock: Callable[[], float],
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.rate_limit_per_minute = rate_limit_per_minute
         self.window_seconds = window_seconds
         self.clock = clock
         self.rate_limited_count = 0
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: FakeServer | None = None
-        self._thread: threading.Thread | None = None
         self._calls: list[Call] = []
         self._fail: list[Rule] = []
         self._delay: list[Rule] = []
@@ -356,51 +410,6 @@ class FakeApi:
         """Answer a public path (lock held; a streamed body must not need the lock while it runs)."""
         raise NotImplementedError
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL of the fake API (``http://127.0.0.1:PORT`` plus the vendor's base path)."""
-        if self._server is None:
-            raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{self.url_suffix}"
-
-    def start(self) -> Self:
-        """Start serving on a free port in a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = FakeServer(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (wakes any injected delays/hangs)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _wait(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
 
     # ---- fault injection -------------------------------------------------------------------------
 

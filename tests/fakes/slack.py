@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -42,7 +41,7 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from tests.fakes._api import BodyStream, FakeServer, Reply, StreamRoute
+from tests.fakes._api import BodyStream, FakeHost, Reply, StreamRoute
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -579,7 +578,7 @@ def _tz_fields(tz: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-class FakeSlack:
+class FakeSlack(FakeHost):
     """Stateful fake Slack Web API on 127.0.0.1 (random port); see module docstring."""
 
     # Text limits, strict side of Slack (instances or subclasses may lower them for a test).
@@ -591,13 +590,11 @@ class FakeSlack:
     SLOW_ANSWER_SECONDS = 35.0  # lose_answer_next(how="slow") default: past WebClient's 30 s timeout
 
     def __init__(self, token: str = "xoxb-test-token") -> None:
+        super().__init__()
         self.token = token
         self.trigger_ttl: float = 3.0
         self.ratelimited_count = 0
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: FakeServer | None = None
-        self._thread: threading.Thread | None = None
         self._channels: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._usergroups: dict[str, list[str]] = {}
@@ -637,51 +634,9 @@ class FakeSlack:
         self._file_counter = itertools.count(1)
         self._upload_faults: list[_UploadFailRule] = []
 
-    # ---- lifecycle -------------------------------------------------------------------------------
+    # ---- lifecycle (start/stop/with: FakeHost) --------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL for ``WebClient(base_url=...)``, e.g. ``http://127.0.0.1:PORT/api/``."""
-        return f"{self._root()}/api/"
-
-    def _root(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeSlack:
-        """Start serving on a free port in a daemon thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = FakeServer(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeSlack", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (wakes any injected delays)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    url_suffix = "/api/"  # `url` is the base URL for ``WebClient(base_url=...)``
 
     def reset(self) -> None:
         """Forget calls, messages, views, files, triggers, responses, faults, latency and a revoked token.
@@ -1019,9 +974,6 @@ class FakeSlack:
         )
 
     # ---- request handling ------------------------------------------------------------------------
-
-    def _wait(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
 
     def _fault(self, status: int, code: str, message: str) -> Reply:
         return Reply(status, {"ok": False, "error": "fake_internal_error", "detail": message})
