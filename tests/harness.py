@@ -533,3 +533,10 @@ def is_card(args: dict[str, Any]) -> bool:
     if isinstance(metadata, str):
         metadata = json.loads(metadata)
     return isinstance(metadata, dict) and metadata.get("event_type") == CARD_EVENT
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for a `python -m bot` child process)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from tests.harness import (
     SlackDriver,
     base_env,
     cards_in_channel,
+    free_port,
     postgres_schema,
     replies_about,
     wait_until,
@@ -53,12 +53,6 @@ ROOT = Path(__file__).resolve().parent.parent
 LEASE_SECONDS = "2"
 # Only what a Python process needs from the outer environment; never a stray Greenlight setting.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class AppProcess:
@@ -72,7 +66,7 @@ class AppProcess:
 
     def start(self, timeout: float = 30.0) -> AppProcess:
         """Spawn the process and wait until GET /healthz answers 200."""
-        port = _free_port()
+        port = free_port()
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
         env.update(self.env)
         env.update(HOST="127.0.0.1", PORT=str(port), GREENLIGHT_ENV_FILE="/nonexistent", PYTHONUNBUFFERED="1")

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ from tests.harness import (
     SlackDriver,
     base_env,
     cards_in_channel,
+    free_port,
     wait_until,
 )
 
@@ -405,17 +405,11 @@ def test_an_uncaught_exception_is_logged_in_the_chosen_format(log_format: str, t
         assert " CRITICAL bot: uncaught exception\nTraceback (most recent call last):" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Process:
     """`python -m bot` serving on a loopback port; stderr and stdout kept apart."""
 
     def __init__(self, env: dict[str, str], directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stderr_path = directory / "stderr.log"
         self.stdout_path = directory / "stdout.log"

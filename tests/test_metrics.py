@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from tests.harness import (
     base_env,
     card_up,
     db_post,
+    free_port,
     postgres_schema,
     wait_until,
 )
@@ -298,19 +298,13 @@ def test_token_compare() -> None:
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
     """Start `python -m bot` processes; yields a starter returning each one's base URL."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(env: dict[str, str]) -> str:
-        port = _free_port()
+        port = free_port()
         full = {k: os.environ[k] for k in _INHERITED if k in os.environ}
         full.update(env, HOST="127.0.0.1", PORT=str(port), GREENLIGHT_ENV_FILE="/nonexistent", PYTHONUNBUFFERED="1")
         log_path = tmp_path / f"greenlight-{len(started) + 1}.log"
