@@ -17,6 +17,7 @@ class ActionId(StrEnum):
     SCHEDULE = "greenlight_schedule"
     CANCEL = "greenlight_cancel"
     APPROVE = "greenlight_approve"
+    REQUEST_CHANGES = "greenlight_request_changes"
     OPEN_CARD = "greenlight_open_card"
 
 
@@ -26,6 +27,7 @@ class ViewId(StrEnum):
     EDIT = "greenlight_edit_modal"
     SCHEDULE = "greenlight_schedule_modal"
     CANCEL = "greenlight_cancel_modal"
+    REQUEST_CHANGES = "greenlight_request_changes_modal"
     LOADING = "greenlight_loading_modal"
 
 
