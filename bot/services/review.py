@@ -48,10 +48,12 @@ from bot.slack.mrkdwn import Say
 log = logging.getLogger(__name__)
 
 POST_ACTION = "post_action"
+# The audit action (and refusal wording key) of "Request changes".
+REQUEST_CHANGES = "request_changes"
 # Actions that decide on a version: four eyes and an open change request stop them.
 DECISIONS = (PendingAction.PUBLISH, PendingAction.SCHEDULE)
 # How a refusal words an action that isn't a plain verb ("Only approvers can request changes on posts").
-ACTION_VERBS = {"request_changes": "request changes on"}
+ACTION_VERBS = {REQUEST_CHANGES: "request changes on"}
 # How a refusal words a decision ("can't be approved yet").
 VERB_ED = {"approve": "approved", PendingAction.PUBLISH.value: "published", PendingAction.SCHEDULE.value: "scheduled"}
 # Publish, schedule and edit start only from a draft; what can still be cancelled is each
@@ -321,10 +323,7 @@ class Review:
         self.wake()
         return ActionResult(True)
 
-
     # -- changes requested -------------------------------------------------------------------------------
-
-    REQUEST_CHANGES = "request_changes"
 
     def _changes_refusal(self, post: Post) -> Say | None:
         """Why changes can't be requested on this post now (None: they can)."""
@@ -337,7 +336,7 @@ class Review:
 
     def check_request_changes(self, post_id: int, user: str, *, team: str | None = None) -> Decision:
         """May `user` ask for changes on this post now (before the modal opens)?"""
-        if refusal := self.refuse_non_approver(post_id, user, self.REQUEST_CHANGES, team=team):
+        if refusal := self.refuse_non_approver(post_id, user, REQUEST_CHANGES, team=team):
             return Decision(False, refusal)
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
@@ -351,7 +350,7 @@ class Review:
                         team: str | None = None) -> ActionResult:
         """Put a change request on a draft: Publish, Schedule and Approve wait for the next edit; the
         thread asks whoever should edit (the last editor, else whoever imported the draft)."""
-        if refusal := self.refuse_non_approver(post_id, user, self.REQUEST_CHANGES, team=team):
+        if refusal := self.refuse_non_approver(post_id, user, REQUEST_CHANGES, team=team):
             return ActionResult(False, refusal)
         with session_scope(self.engine) as session:
             post = get_post(session, post_id)
@@ -364,7 +363,7 @@ class Review:
                 return ActionResult(False, self._changes_refusal(post) or notices.unknown_post())
             session.refresh(post)
             detail = f"{reason.value}: {note}" if note else reason.value
-            add_audit(session, post_id=post_id, actor=user, action="request_changes", outcome="ok",
+            add_audit(session, post_id=post_id, actor=user, action=REQUEST_CHANGES, outcome="ok",
                       detail=f"v{post.content_version} {detail}"[:1000])
             request_thread_reply(session, post_id, notices.changes_requested(request, who_should_edit(session, post)))
             request_card_sync(session, post_id)
