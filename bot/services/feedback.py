@@ -2,7 +2,8 @@
 
 - Versions: `post_version` holds every version's content (append-only). Version 1 (what the
   provider drafted) is written when it is first replaced; each new version is written with the
-  change that made it, whether the edit came through Greenlight or was seen at the provider. The
+  change that made it, whether the edit came through Greenlight or was seen at the provider. (A
+  post edited before versions were kept gets the version it had then, with no editor recorded.) The
   audit log keeps who did what; the versions keep what the words were, so an edit's diff is always
   against the version it replaced, and a compliance export can show exactly what was approved.
 - Change requests live on the post (one open at a time) and are cleared by the next new version:
@@ -77,12 +78,6 @@ def seen_at_provider(post: Post, before: dict[str, Any], before_state: dict[str,
     record_new_version(session, post, before=before, before_state=before_state, editor=None,
                        source=SOURCE_PROVIDER, summary="edited at the provider")
     resolve_change_request(session, post, by=None)
-
-
-def versions_of(session: Session, post_id: int) -> list[PostVersion]:
-    """Every kept version of a post, oldest first."""
-    return list(session.exec(select(PostVersion).where(PostVersion.post_id == post_id)
-                             .order_by(col(PostVersion.version))).all())
 
 
 # -- change requests ------------------------------------------------------------------------------
