@@ -351,7 +351,8 @@ def _calls_per_approved_post(size: Size, app: AppProcess, engine: Engine, slack:
             view = driver.latest_view(ViewId.EDIT, post_id=our_id)
             driver.submit(view, values={FieldId.CAPTION: {"type": "plain_text_input", "value": f"Edited caption {n}"}})
             wait_post(engine, external, lambda p: p.content_version == 2 and p.pending_action is None, "edit saved")
-        driver.click(ActionId.PUBLISH, our_id)
+        # Four eyes: the editor may not publish their own version, so a second person does.
+        driver.click(ActionId.PUBLISH, our_id, user="U_BOB" if kind == "edited_then_approved" else "U_ANA")
         wait_post(engine, external, lambda p: p.status == "queued" and p.pending_action is None, "publish accepted")
         choppity.complete_publish(external)
         assert send_event(app, "post.published", {"post_id": external, "clip_id": remote["clip_id"]}) == 200

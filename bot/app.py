@@ -139,9 +139,10 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
     runner = JobRunner(engine, {}, threads=settings.worker_threads, poll_seconds=settings.worker_poll_seconds,
                        lease_seconds=settings.job_lease_seconds, clock=clock)
     wake = runner.wake
-    # Group lookups run before a click is acknowledged: keep them well inside Slack's 3 s.
-    approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2))
     identity = SlackIdentity(slack, settings.slack_bot_token)
+    # Group lookups run before a click is acknowledged: keep them well inside Slack's 3 s. Our own
+    # team ids (auth.test) tell a Slack Connect partner from a colleague.
+    approvers = Approvers(settings.approvers, make_slack_client(settings, timeout=2), home=identity.home_teams)
     intake = IntakeService(engine, settings, providers, wake=wake)
     actions = ActionRunner(engine, settings, providers, wake=wake, clock=clock)
     outcomes = OutcomeService(engine, providers, intake, wake=wake, clock=clock)
@@ -163,7 +164,7 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
     return Services(
         settings=settings, engine=engine, slack=slack, identity=identity, providers=providers,
         review=review, clips=clips, actions=actions, intake=intake,
-        outcomes=outcomes, delivery=delivery, overview=Overview(engine, settings, identity), runner=runner,
+        outcomes=outcomes, delivery=delivery, overview=Overview(engine, settings, identity, clock=clock), runner=runner,
         reconciler=Reconciler(engine, settings, wake=wake, holder=holder, clock=clock),
         reminders=Reminders(engine, settings, approvers, wake=wake, holder=holder, clock=clock),
         health=Health(engine, identity),

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -57,6 +58,9 @@ class Settings:
     allow_self_approval: bool = False
     editors_can_edit: bool = True
     remind_after_hours: float = 24.0
+    # How long a draft may wait for a decision before it is overdue and the approvers are told
+    # once (DECISION_DEADLINE, e.g. 48h); None: no deadline.
+    decision_deadline: timedelta | None = None
     reconcile_interval_seconds: float = 60.0
     choppity_requests_per_minute: int = 60
     reap_requests_per_minute: int = 10
@@ -133,6 +137,7 @@ class Settings:
             allow_self_approval=read.boolean("ALLOW_SELF_APPROVAL", False),
             editors_can_edit=read.boolean("EDITORS_CAN_EDIT", True),
             remind_after_hours=read.number("REMIND_AFTER_HOURS", 24.0),
+            decision_deadline=_decision_deadline(read),
             reconcile_interval_seconds=read.number("RECONCILE_INTERVAL_SECONDS", 60.0, 0.05),
             worker_threads=read.integer("WORKER_THREADS", 4, 1, 64),
             worker_poll_seconds=read.number("WORKER_POLL_SECONDS", 0.5, 0.01),
@@ -287,6 +292,35 @@ def _approvers(read: _EnvReader) -> tuple[str, ...]:
                 f"APPROVERS entries must be user ids (U…) or user-group ids (S…), got {approver!r}"
             )
     return approvers
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|h|d)", re.IGNORECASE)
+_DURATION_UNITS = {"m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+# A deadline shorter than a minute can't be kept by a loop that looks every few seconds; one past a
+# year is a typo.
+_DEADLINE_BOUNDS = (timedelta(minutes=1), timedelta(days=365))
+
+
+def parse_duration(value: str) -> timedelta | None:
+    """"48h", "90m", "2d", "1.5h" as a timedelta; None when it isn't such a duration."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        return None
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()])
+
+
+def _decision_deadline(read: _EnvReader) -> timedelta | None:
+    raw = read.get("DECISION_DEADLINE")
+    if raw is None or raw.lower() in ("0", "off", "none"):
+        return None
+    deadline = parse_duration(raw)
+    low, high = _DEADLINE_BOUNDS
+    if deadline is None:
+        read.problems.append(f"DECISION_DEADLINE must be a duration like 48h, 90m or 2d (or empty for none), got {raw!r}")
+    elif not low <= deadline <= high:
+        read.problems.append(f"DECISION_DEADLINE must be between 1 minute and 365 days, got {raw!r}")
+        return None
+    return deadline
 
 
 def _log_level(read: _EnvReader) -> str:

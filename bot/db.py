@@ -153,16 +153,21 @@ def claim_post_action(
     user: str,
     allowed_statuses: tuple[str, ...],
     now: datetime | None = None,
+    unless_changes_requested: bool = False,
 ) -> bool:
     """Compare-and-set: mark a post as having `action` in flight, only if none is and its status
-    is one of `allowed_statuses`. Exactly one concurrent caller gets True."""
+    is one of `allowed_statuses` (and, with `unless_changes_requested`, nobody has asked for changes
+    meanwhile). Exactly one concurrent caller gets True."""
+    conditions = [
+        Post.id == post_id,  # type: ignore[arg-type]
+        Post.pending_action.is_(None),  # type: ignore[union-attr]
+        Post.status.in_(allowed_statuses),  # type: ignore[attr-defined]
+    ]
+    if unless_changes_requested:
+        conditions.append(Post.changes_requested_by.is_(None))  # type: ignore[union-attr]
     result = session.execute(
         update(Post)
-        .where(
-            Post.id == post_id,  # type: ignore[arg-type]
-            Post.pending_action.is_(None),  # type: ignore[union-attr]
-            Post.status.in_(allowed_statuses),  # type: ignore[attr-defined]
-        )
+        .where(*conditions)
         .values(pending_action=action, pending_by=user, pending_since=now or utcnow(), updated_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )

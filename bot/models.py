@@ -8,6 +8,7 @@
   transaction as the state change that asked for it, and claimed with a lease.
 - `WebhookEvent`: received webhook ids, for at-least-once de-duplication.
 - `Approval`: one row per approver per content version (several approvals may be required).
+- `PostVersion`: append-only, the content of every version of a post (what an edit replaced).
 - `Lease`: named singleton leases for background loops shared by several replicas.
 - `RateLimitHit`, `RateLimitBlock`: provider request budgets shared by replicas on PostgreSQL.
 """
@@ -115,8 +116,18 @@ class Post(SQLModel, table=True):
     # Slack refused even the compact card; the channel was told which draft it could not show.
     card_error: str | None = Field(default=None, sa_column=Column(Text))
 
+    # An open "changes requested" (bot.domain.ChangeRequest); the next new version clears it.
+    changes_requested_by: str | None = Field(default=None, max_length=32)
+    changes_requested_at: datetime | None = _ts()
+    change_reason: str | None = Field(default=None, max_length=32)
+    change_note: str | None = Field(default=None, sa_column=Column(Text))
+    # The caption is still the one the provider's AI wrote: no person has changed it.
+    caption_by_ai: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+
     remote_checked_at: datetime | None = _ts()
     reminded_at: datetime | None = _ts()
+    # When the decision deadline (DECISION_DEADLINE) passed and the approvers were told, once.
+    escalated_at: datetime | None = _ts()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
@@ -220,6 +231,29 @@ class Approval(SQLModel, table=True):
     post_id: int = Field(index=True)
     user_id: str = Field(max_length=32)
     content_version: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PostVersion(SQLModel, table=True):
+    """One content version of a post, as it was: append-only, like the audit log.
+
+    Version 1 is what the provider drafted; each edit (in Slack, or seen at the provider) adds the
+    next. `editor` is the Slack user who made it (None: the provider's draft or an outside edit).
+    """
+
+    __tablename__ = "post_version"
+    __table_args__ = (UniqueConstraint("post_id", "version", name="uq_post_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(index=True)
+    version: int
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The provider's own draft state of that version (a held draft's tags, targets...).
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    editor: str | None = Field(default=None, max_length=32)
+    # "provider" (drafted there, or edited there) or "slack" (an edit made in Greenlight).
+    source: str = Field(max_length=16)
+    summary: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

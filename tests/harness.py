@@ -207,14 +207,16 @@ class SlackDriver:
     def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
         return self._post(urlencode({"payload": json.dumps(payload)}))
 
-    def click(self, action_id: str, post_id: int, *, user: str = "U_ANA", message_ts: str | None = None) -> httpx.Response:
-        """Click a card button."""
+    def click(self, action_id: str, post_id: int, *, user: str = "U_ANA", message_ts: str | None = None,
+              team: str = "T1", user_team: str | None = None, enterprise: dict[str, str] | None = None) -> httpx.Response:
+        """Click a card button. `user_team` (default `team`) is the clicker's home team: another
+        organisation's for a Slack Connect partner; `enterprise` ({"id", "name"}) an Enterprise org."""
         self._views_before_click = {str(v.get("id")) for v in self.slack.open_views()}
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
-            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "user": {"id": user, "username": user.lower(), "team_id": user_team or team},
             "api_app_id": "A1",
-            "team": {"id": "T1", "domain": "acme"},
+            "team": _team(team, enterprise),
             "container": {"type": "message", "message_ts": message_ts or "1.0", "channel_id": CHANNEL, "is_ephemeral": False},
             "trigger_id": self.slack.issue_trigger(),
             "channel": {"id": CHANNEL, "name": "review"},
@@ -224,17 +226,22 @@ class SlackDriver:
                  "value": str(post_id), "action_ts": str(time.time())}
             ],
         }
+        if enterprise is not None:
+            payload["enterprise"] = enterprise
+            payload["is_enterprise_install"] = False
         return self._interaction(payload)
 
-    def submit(self, view: dict[str, Any], *, user: str = "U_ANA", values: dict[str, Any] | None = None) -> httpx.Response:
+    def submit(self, view: dict[str, Any], *, user: str = "U_ANA", values: dict[str, Any] | None = None,
+               team: str = "T1", user_team: str | None = None,
+               enterprise: dict[str, str] | None = None) -> httpx.Response:
         """Submit an opened modal: its initial values, with `values` ({block_id: element state}) on top."""
         state = state_from_view(view)
         for block_id, element_state in (values or {}).items():
             state[block_id] = {block_id: element_state}
-        payload = {
+        payload: dict[str, Any] = {
             "type": "view_submission",
-            "team": {"id": "T1", "domain": "acme"},
-            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "team": _team(team, enterprise),
+            "user": {"id": user, "username": user.lower(), "team_id": user_team or team},
             "api_app_id": "A1",
             "trigger_id": self.slack.issue_trigger(),
             "view": {
@@ -251,13 +258,16 @@ class SlackDriver:
             },
             "response_urls": [],
         }
+        if enterprise is not None:
+            payload["enterprise"] = enterprise
+            payload["is_enterprise_install"] = False
         return self._interaction(payload)
 
-    def command(self, text: str, *, user: str = "U_ANA") -> tuple[httpx.Response, str]:
+    def command(self, text: str, *, user: str = "U_ANA", team: str = "T1") -> tuple[httpx.Response, str]:
         """Run `/greenlight <text>`; returns the response and the response_url given to the app."""
         response_url = self.slack.response_url()
         form = {
-            "token": "deprecated", "team_id": "T1", "team_domain": "acme", "channel_id": CHANNEL,
+            "token": "deprecated", "team_id": team, "team_domain": "acme", "channel_id": CHANNEL,
             "channel_name": "review", "user_id": user, "user_name": user.lower(), "command": "/greenlight",
             "text": text, "api_app_id": "A1", "is_enterprise_install": "false",
             "response_url": response_url, "trigger_id": self.slack.issue_trigger(),
@@ -288,6 +298,14 @@ class SlackDriver:
         view = find()
         assert view is not None
         return view
+
+
+def _team(team: str, enterprise: dict[str, str] | None) -> dict[str, str]:
+    """A payload's `team`: with an Enterprise org, its id and name ride along (as Slack sends them)."""
+    found = {"id": team, "domain": "acme" if team == "T1" else team.lower()}
+    if enterprise is not None:
+        found.update(enterprise_id=enterprise["id"], enterprise_name=enterprise.get("name", "Org"))
+    return found
 
 
 def state_from_view(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -346,11 +364,13 @@ def test_database_url() -> str | None:
 
 # -- what reached Slack ------------------------------------------------------------------------------
 
-# Markup Greenlight itself may produce in mrkdwn: mentions of the test users, date tokens, and links
-# to http(s) addresses. Anything else in `<…>` (a channel ping, a user-group ping, a link someone
-# smuggled in) is live markup that came from outside.
+# Markup Greenlight itself may produce in mrkdwn: mentions of the test users and of the approver
+# group the tests configure (S_LEADS), date tokens, and links to http(s) addresses. Anything else in
+# `<…>` (a channel ping, another user-group ping, a link someone smuggled in) is live markup that
+# came from outside.
 _OWN_MARKUP = re.compile(
-    r"<@U_(?:ANA|BOB|CAROL|DAN|ERIN)>"
+    r"<@U_(?:ANA|BOB|CAROL|DAN|ERIN|PARTNER)>"
+    r"|<!subteam\^S_LEADS>"
     r"|<!date\^\d+\^[^|<>]*\|[^<>]*>"
     r"|<https?://(?!evil\.example)[^|<>\s]+\|[^<>]*>"
 )

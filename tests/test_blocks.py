@@ -16,6 +16,8 @@ from bot.domain import (
     ActivityKind,
     Card,
     CardDetails,
+    ChangeReason,
+    ChangeRequest,
     DetailLine,
     PendingAction,
     Platform,
@@ -93,7 +95,7 @@ def test_fallback_text_names_platform_clip_and_state() -> None:
 
 def test_draft_shows_edit_publish_schedule_cancel() -> None:
     _, blocks = render(make_card())
-    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL]
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     actions = next(b for b in blocks if b["type"] == "actions")
     assert actions["block_id"] == "card_actions_42"
     by_id = {e["action_id"]: e for e in actions["elements"]}
@@ -113,13 +115,13 @@ def test_header_has_platform_label_and_badge() -> None:
 
 def test_two_approvals_needed_shows_approve_not_publish() -> None:
     _, blocks = render(make_card(required_approvals=2, approvals=("U_ANA",)))
-    assert action_ids(blocks) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     assert "Approvals 1/2: <@U_ANA>" in all_text(blocks)
 
 
 def test_enough_approvals_shows_publish_and_hides_approve() -> None:
     _, blocks = render(make_card(required_approvals=2, approvals=("U_ANA", "U_BEN")))
-    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL]
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     assert "Approvals 2/2: <@U_ANA>, <@U_BEN>" in all_text(blocks)
 
 
@@ -345,3 +347,55 @@ def test_reap_post_handed_off_offers_no_cancel_but_a_greenlight_held_schedule_do
     publish = next(e for b in blocks if b.to_dict()["type"] == "actions" for e in b.to_dict()["elements"]
                    if e["action_id"] == ActionId.PUBLISH)
     assert "YouTube · My Channel, TikTok · @me" in publish["confirm"]["text"]["text"]
+
+
+# -- review: changes requested, AI draft, overdue, four eyes ---------------------------------------------
+
+
+def test_changes_requested_card_reads_as_such_and_offers_only_edit_and_cancel() -> None:
+    request = ChangeRequest(by="U_BOB", reason=ChangeReason.CLAIM, note="Source for <10x> & *faster*?")
+    text, blocks = render(make_card(change_request=request, required_approvals=2, approvals=("U_ANA", "U_DAN")))
+    assert action_ids(blocks) == [ActionId.EDIT, ActionId.CANCEL]
+    assert blocks[0]["text"]["text"] == "▶️ YouTube · ✋ Changes requested"
+    assert text == "YouTube draft for clip abc — Changes requested"
+    status = blocks[1]["text"]["text"]
+    assert status.startswith("✋ *Changes requested by <@U_BOB>:* Claim to check — Source for &lt;10x&gt; &amp; *faster*?")
+    assert "come back with the next edit" in status
+    # Without cancel (a provider that can't cancel a draft) only Edit is left.
+    _, blocks = render(make_card(change_request=request, can_cancel=False))
+    assert action_ids(blocks) == [ActionId.EDIT]
+    # Once something is in flight or decided, the request is no longer the card's story.
+    _, blocks = render(make_card(change_request=request, pending_action=PendingAction.EDIT, pending_by="U_ANA"))
+    assert "Changes requested" not in all_text(blocks) and action_ids(blocks) == []
+
+
+def test_ai_draft_mark_on_the_caption_until_a_person_changes_it() -> None:
+    _, blocks = render(make_card(caption_by_ai=True))
+    assert "*Caption* · 29 / 5,000 characters · 🤖 AI draft" in all_text(blocks)
+    _, blocks = render(make_card(caption_by_ai=False))
+    assert "AI draft" not in all_text(blocks)
+
+
+def test_overdue_line_only_on_an_open_draft() -> None:
+    _, blocks = render(make_card(overdue_since=WHEN))
+    assert f"⏰ *Overdue* — a decision was due {slack_date(WHEN)}." in all_text(blocks)
+    for decided in (make_card(overdue_since=WHEN, status=PostStatus.QUEUED),
+                    make_card(overdue_since=WHEN, pending_action=PendingAction.PUBLISH)):
+        _, blocks = render(decided)
+        assert "Overdue" not in all_text(blocks)
+
+
+@pytest.mark.parametrize(
+    ("approvers", "required", "words"),
+    [
+        ((), 1, "🔒 Four eyes: <@U_ANA> made the last edit, so someone else must publish or schedule this version."),
+        (("U_ANA", "U_BOB"), 1, "so another approver must publish or schedule this version: <@U_BOB>."),
+        (("U_ANA", "S_LEADS"), 2, "must approve, publish or schedule this version: <!subteam^S_LEADS> (not <@U_ANA>)."),
+        (("U_ANA",), 1, "<@U_ANA> made the last edit and is the only approver, so nobody can publish or schedule"),
+    ],
+)
+def test_four_eyes_line_says_who_may_still_decide(approvers: tuple[str, ...], required: int, words: str) -> None:
+    _, blocks = render(make_card(last_editor="U_ANA", approvers=approvers, required_approvals=required))
+    assert words in all_text(blocks)
+    _, blocks = render(make_card(last_editor=None, approvers=approvers))
+    assert "Four eyes" not in all_text(blocks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_dotenv_file_is_loaded(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "port=3999" in result.stderr
     assert "xoxb-1-2-abc" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("48h", timedelta(hours=48)), ("90m", timedelta(minutes=90)), ("2d", timedelta(days=2)),
+     ("1.5h", timedelta(minutes=90)), (" 30 MIN ", timedelta(minutes=30)), ("", None), ("0", None), ("off", None)],
+)
+def test_decision_deadline_durations(raw: str, expected: timedelta | None) -> None:
+    assert Settings.from_env({**GOOD, "DECISION_DEADLINE": raw}).decision_deadline == expected
+    assert Settings.from_env(GOOD).decision_deadline is None
+
+
+@pytest.mark.parametrize("raw", ["48", "two days", "48hours", "-1h", "30s", "0.5m", "400d"])
+def test_decision_deadline_refuses_what_it_cannot_keep(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**GOOD, "DECISION_DEADLINE": raw})
+    assert "DECISION_DEADLINE must be" in str(info.value) and repr(raw) in str(info.value)

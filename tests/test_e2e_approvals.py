@@ -153,7 +153,8 @@ def test_an_outsiders_click_changes_nothing_and_is_told_who_can_approve(
     before, calls_before = snapshot(app, remote["id"]), len(fake_choppity.calls())
     card_before = card(fake_slack, app, remote["id"])
 
-    for n, action in enumerate((ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL, ActionId.APPROVE), 1):
+    clicks = (ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL, ActionId.APPROVE)
+    for n, action in enumerate(clicks, 1):
         assert slack.click(action, post_id, user=OUTSIDER).status_code == 200
         told = wait_ephemerals(fake_slack, OUTSIDER, n)[-1]
         assert "Only approvers can" in told, told
@@ -165,11 +166,12 @@ def test_an_outsiders_click_changes_nothing_and_is_told_who_can_approve(
     assert snapshot(app, remote["id"]) == before
     after = card(fake_slack, app, remote["id"])
     assert after.blocks == card_before.blocks and buttons(after) == [
-        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL
+        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL
     ]
     assert approvals(app, post_id) == []
     denied = [(actor, action) for actor, action, outcome in audit(app, post_id) if outcome == "denied"]
-    assert denied == [(OUTSIDER, "publish"), (OUTSIDER, "schedule"), (OUTSIDER, "cancel"), (OUTSIDER, "approve")]
+    assert denied == [(OUTSIDER, "publish"), (OUTSIDER, "schedule"), (OUTSIDER, "request_changes"),
+                      (OUTSIDER, "cancel"), (OUTSIDER, "approve")]
     # Refusals are private: nothing was said in the card's thread.
     assert replies(fake_slack, app, remote["id"]) == []
 
@@ -296,7 +298,7 @@ def test_two_approvals_are_needed_and_given_by_two_people(
     app, slack = team(**TWO)
     post_id, remote = card_up(app, fake_choppity)
     message = card(fake_slack, app, remote["id"])
-    assert buttons(message) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
+    assert buttons(message) == [ActionId.EDIT, ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     assert "Approvals 0/2" in approvals_line(fake_slack, app, remote["id"])
 
     # Publish and Schedule are not offered yet; a stale or forged click is refused without a call.
@@ -307,7 +309,7 @@ def test_two_approvals_are_needed_and_given_by_two_people(
 
     approve(app, slack, post_id, "U_ANA")
     assert "Approvals 1/2: <@U_ANA>" in approvals_line(fake_slack, app, remote["id"])
-    assert buttons(card(fake_slack, app, remote["id"])) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
+    assert buttons(card(fake_slack, app, remote["id"])) == [ActionId.EDIT, ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     assert any("<@U_ANA> approved (1/2)" in r for r in replies(fake_slack, app, remote["id"]))
     assert approvals(app, post_id) == [("U_ANA", 1)]
     assert ("U_ANA", "approve", "ok") in audit(app, post_id)
@@ -316,7 +318,7 @@ def test_two_approvals_are_needed_and_given_by_two_people(
     line = approvals_line(fake_slack, app, remote["id"])
     assert "Approvals 2/2: <@U_ANA>, <@U_BOB>" in line and "ready to publish" in line
     assert buttons(card(fake_slack, app, remote["id"])) == [
-        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL
+        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL
     ]
     assert any("<@U_BOB> approved (2/2)" in r for r in replies(fake_slack, app, remote["id"]))
     assert approvals(app, post_id) == [("U_ANA", 1), ("U_BOB", 1)]
@@ -431,7 +433,7 @@ def test_an_edit_resets_approvals_and_says_so_in_the_thread(
     post = db_post(app, remote["id"])
     assert post.content_version == 2 and post.last_editor == OUTSIDER
     assert "Approvals 0/2" in approvals_line(fake_slack, app, remote["id"])
-    assert buttons(card(fake_slack, app, remote["id"])) == [ActionId.EDIT, ActionId.APPROVE, ActionId.CANCEL]
+    assert buttons(card(fake_slack, app, remote["id"])) == [ActionId.EDIT, ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.CANCEL]
     edited = [r for r in replies(fake_slack, app, remote["id"]) if "edited" in r]
     assert len(edited) == 1 and "<@U_CAROL> edited title" in edited[0] and "Approvals were reset" in edited[0]
     # The old approvals stay on record (for version 1); they just don't count for version 2.

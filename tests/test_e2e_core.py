@@ -100,7 +100,7 @@ def test_card_shows_everything_a_reviewer_needs(
     assert "People & Blogs" in yt_text
     assert yt["clip_id"] in yt_text
     assert buttons(card(fake_slack, app, yt["id"])) == [
-        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL
+        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL
     ]
     tt_text = text_of(card(fake_slack, app, tt["id"]))
     assert "TikTok" in tt_text and "Everyone" in tt_text

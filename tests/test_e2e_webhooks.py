@@ -412,7 +412,7 @@ def test_draft_created_cards_once_per_post(
     assert len(card_posts(fake_slack)) == 1
     assert "Webhook draft" in text_of(card(fake_slack, app, remote["id"]))
     assert buttons(card(fake_slack, app, remote["id"])) == [
-        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL
+        ActionId.EDIT, ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL
     ]
     # Another delivery about the same post (a different event id): still one card, untouched.
     updates = ok_updates(fake_slack)

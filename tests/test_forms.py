@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain import Change, Platform, PostContent, TikTokSettings, YouTubeSettings
+from bot.domain import Change, ChangeReason, Platform, PostContent, TikTokSettings, YouTubeSettings
 from bot.domain.forms import FieldId
 from bot.providers.choppity import form as choppity_form
-from bot.slack.forms import form_values, parse_cancel_reason, parse_schedule
+from bot.slack.forms import form_values, parse_cancel_reason, parse_change_request, parse_schedule
 
 EditForm = Change
 
@@ -203,3 +203,28 @@ def test_cancel_reason() -> None:
     assert parse_cancel_reason(text(FieldId.REASON, "   ")) is None
     assert parse_cancel_reason(text(FieldId.REASON, None)) is None
     assert parse_cancel_reason({}) is None
+
+
+# Request changes ----------------------------------------------------------------------------------
+
+
+def radio(value: str | None) -> dict[str, Any]:
+    option = None if value is None else {"text": {"type": "plain_text", "text": value}, "value": value}
+    return {FieldId.CHANGE_REASON.value: {FieldId.CHANGE_REASON.value: {"type": "radio_buttons",
+                                                                        "selected_option": option}}}
+
+
+def test_change_request_reason_and_note() -> None:
+    assert parse_change_request({**radio("tone"), **text(FieldId.CHANGE_NOTE, "  Too salesy  ")}) == (
+        ChangeReason.TONE, "Too salesy")
+    assert parse_change_request({**radio("timing"), **text(FieldId.CHANGE_NOTE, "   ")}) == (ChangeReason.TIMING, None)
+    assert parse_change_request(radio("wrong_account")) == (ChangeReason.WRONG_ACCOUNT, None)
+
+
+def test_change_request_errors_are_inline() -> None:
+    assert parse_change_request({}) == {FieldId.CHANGE_REASON.value: "Pick what needs to change."}
+    assert set(parse_change_request(radio("made-up"))) == {FieldId.CHANGE_REASON.value}  # type: ignore[arg-type]
+    other = parse_change_request(radio("other"))
+    assert isinstance(other, dict) and "Other" in other[FieldId.CHANGE_NOTE.value]
+    long = parse_change_request({**radio("claim"), **text(FieldId.CHANGE_NOTE, "x" * 501)})
+    assert isinstance(long, dict) and "500" in long[FieldId.CHANGE_NOTE.value] and "501" in long[FieldId.CHANGE_NOTE.value]

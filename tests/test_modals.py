@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,15 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.domain import Platform, PostContent, PostStatus, TikTokSettings, YouTubeSettings
+from bot.domain import (
+    ChangeReason,
+    ChangeRequest,
+    Platform,
+    PostContent,
+    PostStatus,
+    TikTokSettings,
+    YouTubeSettings,
+)
 from bot.domain.forms import FieldId
 from bot.providers.choppity.form import edit_form
 from bot.slack.home import (
@@ -29,6 +38,7 @@ from bot.slack.modals import (
     edit_modal,
     loading_modal,
     next_full_hour,
+    request_changes_modal,
     schedule_modal,
 )
 from bot.slack.mrkdwn import unescape as unescape_mrkdwn
@@ -283,3 +293,57 @@ def test_headline() -> None:
     long = headline(PostContent(caption="y" * 200))
     assert len(long) <= 80 and long.endswith("…")
     assert headline(PostContent(caption="")) == "(no caption)"
+
+
+# Review: the request-changes modal, the changes-requested group, overdue marks -----------------------
+
+
+def test_request_changes_modal() -> None:
+    v = as_dict(request_changes_modal(42, "LinkedIn"))
+    assert v["callback_id"] == ViewId.REQUEST_CHANGES and json.loads(v["private_metadata"]) == {"post_id": 42}
+    assert (v["title"]["text"], v["submit"]["text"], v["close"]["text"]) == ("Request changes", "Request changes",
+                                                                             "Cancel")
+    fields = inputs(v)
+    assert set(fields) == {FieldId.CHANGE_REASON, FieldId.CHANGE_NOTE}
+    reason = fields[FieldId.CHANGE_REASON]
+    assert reason["element"]["type"] == "radio_buttons" and not reason.get("optional")
+    assert [o["value"] for o in reason["element"]["options"]] == [r.value for r in ChangeReason]
+    note = fields[FieldId.CHANGE_NOTE]
+    assert note["optional"] is True and note["element"]["max_length"] == 500 and note["element"]["multiline"]
+    assert "*LinkedIn*" in v["blocks"][0]["text"]["text"]
+
+
+def test_queue_shows_changes_requested_as_its_own_group_and_overdue_counts() -> None:
+    request = ChangeRequest(by="U_BOB", reason=ChangeReason.TONE)
+    waiting = QueueGroup([replace(item(1), overdue=True)], 1, overdue=1)
+    changes = QueueGroup([replace(item(2), changes=request)], 1)
+    text, blocks = queue_blocks(waiting, group([item(3, PostStatus.SCHEDULED)]), changes)
+    shown = unescape_mrkdwn(str(validate_blocks(blocks)))
+    assert text == "1 waiting for review, 1 with changes requested, 1 scheduled (1 overdue)"
+    assert "Waiting for review (1 · 1 overdue)" in shown and "⏰ *overdue*" in shown
+    assert "✋ Changes requested (1)" in shown and "✋ Tone, asked by <@U_BOB>" in shown
+    assert shown.index("Waiting for review") < shown.index("Changes requested") < shown.index("Scheduled")
+    # Only changes requested: still a queue, not "nothing waiting".
+    text, _ = queue_blocks(group([]), group([]), changes)
+    assert "with changes requested" in text
+
+
+def test_queue_with_three_full_groups_stays_within_50_blocks_and_counts_true() -> None:
+    full = [item(i) for i in range(200)]
+    _, blocks = queue_blocks(group(full, total=300), group([item(i, PostStatus.SCHEDULED) for i in range(200)]),
+                             group(full, total=250))
+    dumped = str(validate_blocks(blocks))
+    assert len(blocks) <= 50
+    for heading in ("Waiting for review (300)", "Changes requested (250)", "Scheduled (200)"):
+        assert heading in dumped
+    assert "…and 280 more" in dumped  # the first group keeps its 20
+
+
+def test_home_view_with_every_group_full_stays_within_100_blocks() -> None:
+    many = group([item(i) for i in range(200)], total=501)
+    v = as_dict(home_view(many, many, many, many, many, changes=many))
+    dumped = str(v)
+    assert len(v["blocks"]) <= 100
+    for heading in ("Waiting for review (501)", "Changes requested (501)", "Scheduled (501)", "Publishing now (501)",
+                    "Failed (last 7 days) (501)", "Recently published (last 7 days) (501)"):
+        assert heading in dumped

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from bot.domain import Capabilities, DraftHome
 from bot.domain.forms import FieldId
-from bot.models import Post, utcnow
+from bot.models import Post, PostVersion, utcnow
 from bot.providers.base import Provider
 from bot.slack.ids import ActionId, ViewId
 from bot.slack.mrkdwn import unescape
@@ -569,7 +569,7 @@ def test_cancel_from_draft_is_confirmed_then_final(world: World) -> None:
     message = card(world.fake_slack, world.app, post.external_id)
     assert "Cancelled by <@U_BOB>" in text_of(message) and buttons(message) == []
 
-    for action in (ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.CANCEL):
+    for action in (ActionId.PUBLISH, ActionId.SCHEDULE, ActionId.REQUEST_CHANGES, ActionId.CANCEL):
         before = len(world.ephemerals())
         assert world.slack.click(action, post_id(post)).status_code == 200
         wait_until(lambda: len(world.ephemerals()) > before, message=f"a refusal of {action}")  # noqa: B023
@@ -676,3 +676,114 @@ def test_untrusted_caption_never_reaches_slack_as_live_markup(world: World) -> N
             if key in call.args:
                 texts.extend(mrkdwn_strings(call.args[key]))
         assert not [t for t in texts if "*bold*" in t], (call.method, texts)
+
+
+# -- 10. review: changes requested, four eyes, what changed ---------------------------------------------------
+
+
+def chosen(value: str) -> dict[str, Any]:
+    return {"type": "radio_buttons", "selected_option": {"value": value}}
+
+
+def edit_caption(world: World, post: Post, new: str, user: str = "U_ANA") -> None:
+    """Edit the caption through the modal (whatever the provider's form calls the field)."""
+    current = world.row(post).content["caption"]
+    assert world.slack.click(ActionId.EDIT, post_id(post), user=user).status_code == 200
+    view = world.slack.latest_view(ViewId.EDIT, post_id=post_id(post))
+    assert modal_answer(world.slack.submit(view, user=user, values={caption_block(view, current): typed(new)})) == {}
+    world.fake_slack.close_view(view["id"])
+    world.app.drain()
+
+
+def thread_of(world: World, post: Post) -> list[str]:
+    return [text_of(m) for m in replies_about(world.fake_slack, world.row(post))]
+
+
+def refusal_after(world: World, action: str, post: Post, user: str) -> str:
+    before = len(world.ephemerals(user))
+    assert world.slack.click(action, post_id(post), user=user).status_code == 200
+    wait_until(lambda: len(world.ephemerals(user)) > before, message=f"a refusal of {action}")
+    return unescape(world.ephemerals(user)[-1])
+
+
+def test_request_changes_holds_the_draft_until_the_next_edit(world: World) -> None:
+    post = world.import_drafts()[0]  # imported by U_ANA (the slash command)
+    world.slack.click(ActionId.REQUEST_CHANGES, post_id(post), user="U_BOB")
+    view = world.slack.latest_view(ViewId.REQUEST_CHANGES, post_id=post_id(post))
+    writes = world.driver.write_calls()
+
+    # A reason is required, and "Other" needs a note: inline errors, nothing recorded.
+    body = modal_answer(world.slack.submit(view, user="U_BOB"))
+    assert body["response_action"] == "errors" and FieldId.CHANGE_REASON in body["errors"], body
+    body = modal_answer(world.slack.submit(view, user="U_BOB", values={FieldId.CHANGE_REASON: chosen("other")}))
+    assert body["response_action"] == "errors" and FieldId.CHANGE_NOTE in body["errors"], body
+    assert world.row(post).changes_requested_by is None
+
+    note = "Is it really 10x faster? Source please."
+    answer = world.slack.submit(view, user="U_BOB", values={FieldId.CHANGE_REASON: chosen("claim"),
+                                                           FieldId.CHANGE_NOTE: typed(note)})
+    assert modal_answer(answer) == {}
+    world.fake_slack.close_view(view["id"])
+    world.app.drain()
+    row = world.row(post)
+    assert (row.changes_requested_by, row.change_reason, row.change_note) == ("U_BOB", "claim", note)
+    message = card(world.fake_slack, world.app, post.external_id)
+    shown = text_of(message)
+    assert f"Changes requested by <@U_BOB>:* Claim to check — {note}" in shown, shown
+    assert "✋ Changes requested" in message.blocks[0]["text"]["text"]
+    draft_cancellable = "draft" in {s.value for s in world.capabilities.cancellable}
+    assert buttons(message) == [ActionId.EDIT] + ([ActionId.CANCEL] if draft_cancellable else [])
+    asked = thread_of(world, post)[-1]
+    assert "<@U_BOB> requested changes: Claim to check" in asked and "<@U_ANA>, please edit" in asked, asked
+
+    # Nothing decides this version: a stale Publish is refused, no modal opens for Schedule.
+    assert "asked for changes" in refusal_after(world, ActionId.PUBLISH, post, "U_CAROL")
+    assert "asked for changes" in refusal_after(world, ActionId.SCHEDULE, post, "U_CAROL")
+    world.app.drain()
+    assert not [v for v in world.fake_slack.open_views() if v.get("callback_id") == ViewId.SCHEDULE]
+    assert world.driver.write_calls() == writes and world.driver.publish_calls(post) == 0
+
+    # The next edit resolves it (and says so), and the buttons come back.
+    edit_caption(world, post, "Up to 10x faster in our benchmark (link in bio) #contract", user="U_CAROL")
+    row = world.row(post)
+    assert row.changes_requested_by is None and row.content_version == 2
+    assert "This resolves the changes <@U_BOB> requested (Claim to check)" in thread_of(world, post)[-1]
+    assert ActionId.PUBLISH in buttons(card(world.fake_slack, world.app, post.external_id))
+    publish_and_settle(world, post, user="U_BOB")
+    assert world.driver.publish_calls(post) == 1
+
+
+def test_four_eyes_the_last_editor_cannot_publish_or_schedule_their_own_version(world: World) -> None:
+    post = world.import_drafts()[0]
+    edit_caption(world, post, "Rewritten by Ana before anyone else saw it #contract", user="U_ANA")
+    shown = world.card_text(post)
+    assert "Four eyes: <@U_ANA> made the last edit, so someone else must publish or schedule" in shown, shown
+
+    told = refusal_after(world, ActionId.PUBLISH, post, "U_ANA")
+    assert "You made the last edit" in told and "four eyes" in told, told
+    assert "You made the last edit" in refusal_after(world, ActionId.SCHEDULE, post, "U_ANA")
+    world.app.drain()
+    assert not [v for v in world.fake_slack.open_views() if v.get("callback_id") == ViewId.SCHEDULE]
+    assert world.driver.publish_calls(post) == 0 and world.row(post).status == "draft"
+
+    publish_and_settle(world, post, user="U_BOB")  # another person decides
+    assert world.driver.publish_calls(post) == 1
+
+
+def test_an_edit_replies_with_a_word_diff_and_keeps_every_version(world: World) -> None:
+    captions = [f"POV: you finally automate your Monday standup with robots #{i}" for i in range(world.driver.drafts)]
+    post = world.import_drafts(captions)[0]
+    assert "🤖 AI draft" in world.card_text(post)
+
+    new = "POV: you now automate your Monday standup with *happy* robots #0"
+    edit_caption(world, post, new)
+    reply = thread_of(world, post)[-1]
+    assert "<@U_ANA> edited" in reply
+    assert "~finally~ *now*" in reply and "*∗happy∗*" in reply, reply  # the caption's own * can't format
+    assert "🤖 AI draft" not in world.card_text(post)
+    with Session(world.app.services.engine) as session:
+        kept = session.exec(select(PostVersion).where(PostVersion.post_id == post_id(post))
+                            .order_by(col(PostVersion.version))).all()
+        assert [(v.version, v.source, v.editor, v.content["caption"]) for v in kept] == [
+            (1, "provider", None, captions[0]), (2, "slack", "U_ANA", new)]
+    assert live_markup_problems(world.fake_slack) == []

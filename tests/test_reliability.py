@@ -159,7 +159,7 @@ def test_no_secret_reaches_debug_logs_messages_healthz_or_repr(
     view = slack.latest_view(ViewId.EDIT)
     slack.submit(view, values={FieldId.TITLE: {"type": "plain_text_input", "value": "Edited title"}})
     app.settle()
-    slack.click(ActionId.PUBLISH, post_id)
+    slack.click(ActionId.PUBLISH, post_id, user="U_BOB")  # four eyes: not the editor
     app.settle()
     fake_choppity.complete_publish(remote["id"])
     app.choppity_event("post.published", {"post_id": remote["id"]})

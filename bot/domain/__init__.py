@@ -58,6 +58,14 @@ from bot.domain.providers import (
     PostChanged,
     ProviderPost,
 )
+from bot.domain.review import (
+    CHANGE_NOTE_LIMIT,
+    ChangeReason,
+    ChangeRequest,
+    DiffRun,
+    has_changes,
+    word_diff,
+)
 
 __all__ = [
     "BulkItem",
@@ -66,6 +74,7 @@ __all__ = [
     "ClipInfo",
     "PreviewState",
     "CAPTION_LIMITS",
+    "CHANGE_NOTE_LIMIT",
     "IN_FLIGHT_STATUSES",
     "PLATFORM_LABELS",
     "PUBLISHING_STATUSES",
@@ -81,8 +90,11 @@ __all__ = [
     "Card",
     "CardDetails",
     "Change",
+    "ChangeReason",
+    "ChangeRequest",
     "ChoiceField",
     "DetailLine",
+    "DiffRun",
     "DraftHome",
     "DraftSpec",
     "DraftsReady",
@@ -113,8 +125,10 @@ __all__ = [
     "caption_error",
     "caption_length",
     "describe_changes",
+    "has_changes",
     "is_external_id",
     "status_word",
     "title_error",
     "utf16_length",
+    "word_diff",
 ]

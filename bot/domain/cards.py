@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.posts import AccountResult, PendingAction, Platform, PostContent, PostStatus
+from bot.domain.review import ChangeRequest
 
 
 class ActivityKind(StrEnum):
@@ -123,3 +124,14 @@ class Card:
     can_cancel: bool = False
     # What would stop this draft from going out as it is (the card asks for an edit first).
     problems: tuple[str, ...] = ()
+    # A reviewer asked for changes: Publish, Schedule and Approve wait for the next edit.
+    change_request: ChangeRequest | None = None
+    # The caption is still the words the provider's AI wrote (no person has changed it yet).
+    caption_by_ai: bool = False
+    # The decision deadline (DECISION_DEADLINE) passed at `overdue_since` without a decision.
+    overdue_since: datetime | None = None
+    # Four eyes (ALLOW_SELF_APPROVAL=false): the person who made the last edit, who may not decide
+    # on this version (None when self-approval is allowed or nobody edited in Slack), and who may
+    # (APPROVERS: user and user-group ids; empty means anyone).
+    last_editor: str | None = None
+    approvers: tuple[str, ...] = ()

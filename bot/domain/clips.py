@@ -46,6 +46,8 @@ class ClipEntry:
     error: str | None = None
     # Where it goes, when not just the platform (a Reap draft's accounts).
     targets: tuple[str, ...] = ()
+    # Someone asked for changes that haven't been made yet.
+    changes_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class ClipCard:
     @property
     def open_drafts(self) -> tuple[ClipEntry, ...]:
         """Drafts nobody has acted on yet (what Publish all / Schedule all may act on)."""
-        return tuple(e for e in self.entries if e.status is PostStatus.DRAFT and e.pending_action is None)
+        return tuple(e for e in self.entries
+                     if e.status is PostStatus.DRAFT and e.pending_action is None and not e.changes_requested)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from bot.domain.posts import PostContent
 
 
 class FieldId(StrEnum):
-    """Every field a provider's edit form may have (and the modal inputs for schedule and cancel)."""
+    """Every field a provider's edit form may have (and the inputs of the schedule, cancel and
+    request-changes modals)."""
 
     CAPTION = "greenlight_caption"
     TITLE = "greenlight_title"
@@ -30,6 +31,9 @@ class FieldId(StrEnum):
     YT_KIDS = "greenlight_yt_kids"
     IG_FEED = "greenlight_ig_feed"
     LI_PRIVACY = "greenlight_li_privacy"
+    # The "Request changes" modal.
+    CHANGE_REASON = "greenlight_change_reason"
+    CHANGE_NOTE = "greenlight_change_note"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bot.listeners.common import open_loading, show, show_notice, tell, user_tz
 from bot.services.container import SERVICES_KEY, Services
 from bot.slack import notices
 from bot.slack.inbound import INBOUND_CONTEXT_KEY, BlockActions, InvalidReference, post_ref_from_button
-from bot.slack.modals import cancel_modal, edit_modal, next_full_hour, schedule_modal
+from bot.slack.modals import cancel_modal, edit_modal, next_full_hour, request_changes_modal, schedule_modal
 from bot.slack.mrkdwn import escape
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ class Click:
     trigger_id: str
     post_id: int | None
     problem: str | None = None
+    # The clicker's home team (or enterprise): another organisation's in a Slack Connect channel.
+    team: str | None = None
 
 
 def _click(context: BoltContext) -> Click:
@@ -44,7 +46,7 @@ def _click(context: BoltContext) -> Click:
     except InvalidReference as err:
         log.info("click with an unusable post reference: %s", err.reason)
         post_id, problem = None, err.user_message
-    return Click(services, payload.user.id, channel, payload.trigger_id, post_id, problem)
+    return Click(services, payload.user.id, channel, payload.trigger_id, post_id, problem, team=payload.user.team_id)
 
 
 def publish(ack: Ack, context: BoltContext, client: WebClient) -> None:
@@ -54,7 +56,8 @@ def publish(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
         tell(client, click.channel, click.user, escape(click.problem or ""))
         return
-    result = click.services.review.request(click.post_id, click.user, PendingAction.PUBLISH, channel=click.channel)
+    result = click.services.review.request(click.post_id, click.user, PendingAction.PUBLISH, channel=click.channel,
+                                           team=click.team)
     ack()
     if not result.accepted:
         tell(client, click.channel, click.user, result.message)
@@ -67,7 +70,7 @@ def approve(ack: Ack, context: BoltContext, client: WebClient) -> None:
         ack()
         tell(client, click.channel, click.user, escape(click.problem or ""))
         return
-    result = click.services.review.approve(click.post_id, click.user, channel=click.channel)
+    result = click.services.review.approve(click.post_id, click.user, channel=click.channel, team=click.team)
     ack()
     if not result.accepted:
         tell(client, click.channel, click.user, result.message)
@@ -81,7 +84,7 @@ def open_edit_modal(ack: Ack, context: BoltContext, client: WebClient) -> None:
         tell(client, click.channel, click.user, escape(click.problem or ""))
         return
     review = click.services.review
-    decision = review.check(click.post_id, click.user, PendingAction.EDIT)
+    decision = review.check(click.post_id, click.user, PendingAction.EDIT, team=click.team)
     if decision.refusal is not None and decision.post is None:
         tell(client, click.channel, click.user, decision.refusal)  # not allowed to edit at all
         return
@@ -108,7 +111,7 @@ def open_schedule_modal(ack: Ack, context: BoltContext, client: WebClient) -> No
     if click.post_id is None:
         tell(client, click.channel, click.user, escape(click.problem or ""))
         return
-    decision = click.services.review.check(click.post_id, click.user, PendingAction.SCHEDULE)
+    decision = click.services.review.check(click.post_id, click.user, PendingAction.SCHEDULE, team=click.team)
     if not decision.allowed:
         tell(client, click.channel, click.user, decision.refusal)
         return
@@ -130,7 +133,7 @@ def open_cancel_modal(ack: Ack, context: BoltContext, client: WebClient) -> None
     if click.post_id is None:
         tell(client, click.channel, click.user, escape(click.problem or ""))
         return
-    decision = click.services.review.check(click.post_id, click.user, PendingAction.CANCEL)
+    decision = click.services.review.check(click.post_id, click.user, PendingAction.CANCEL, team=click.team)
     if not decision.allowed or decision.post is None:
         tell(client, click.channel, click.user, decision.refusal)
         return
@@ -138,6 +141,24 @@ def open_cancel_modal(ack: Ack, context: BoltContext, client: WebClient) -> None
     try:
         client.views_open(trigger_id=click.trigger_id,
                           view=cancel_modal(click.post_id, Platform(post.platform).label, post.status).to_dict())
+    except SlackApiError as err:
+        log.warning("views.open failed: %s", err.response.get("error"))
+
+
+def open_request_changes_modal(ack: Ack, context: BoltContext, client: WebClient) -> None:
+    """Request changes button: a modal with the reason and a note (everything it needs is local)."""
+    ack()
+    click = _click(context)
+    if click.post_id is None:
+        tell(client, click.channel, click.user, escape(click.problem or ""))
+        return
+    decision = click.services.review.check_request_changes(click.post_id, click.user, team=click.team)
+    if not decision.allowed or decision.post is None:
+        tell(client, click.channel, click.user, decision.refusal)
+        return
+    try:
+        client.views_open(trigger_id=click.trigger_id,
+                          view=request_changes_modal(click.post_id, Platform(decision.post.platform).label).to_dict())
     except SlackApiError as err:
         log.warning("views.open failed: %s", err.response.get("error"))
 

@@ -55,7 +55,7 @@ def publish_all(ack: Ack, context: BoltContext, client: WebClient) -> None:
     view_id = open_loading(client, payload.trigger_id, title)
     if view_id is None:
         return
-    plan = services.clips.plan(clip_id, payload.user.id, PendingAction.PUBLISH)
+    plan = services.clips.plan(clip_id, payload.user.id, PendingAction.PUBLISH, team=payload.user.team_id)
     if plan.refusal is not None:
         show_notice(client, view_id, title, plan.refusal)
         return
@@ -98,7 +98,8 @@ def review_schedule_all(ack: Ack, body: dict[str, Any], view: dict[str, Any], co
     if errors or isinstance(when, dict) or isinstance(spacing, dict):
         ack(response_action="errors", errors=errors)
         return
-    plan = services.clips.plan(clip_id, body["user"]["id"], PendingAction.SCHEDULE, first_at=when, spacing=spacing)
+    plan = services.clips.plan(clip_id, body["user"]["id"], PendingAction.SCHEDULE, first_at=when, spacing=spacing,
+                               team=_team(body))
     if plan.refusal is not None:
         ack(response_action="errors", errors={FieldId.WHEN.value: plan.refusal.plain})
         return
@@ -128,9 +129,16 @@ def confirm_bulk(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: 
         return
     channel = services.settings.slack_channel_id
     outcome = services.clips.confirm(meta.clip_id, user, action, list(meta.post_ids), channel=channel,
-                                     first_at=first_at, spacing=timedelta(minutes=meta.spacing_minutes or 0))
+                                     first_at=first_at, spacing=timedelta(minutes=meta.spacing_minutes or 0),
+                                     team=_team(body))
     ack()
     tell(client, channel, user, notices.bulk_done(action, outcome.accepted, outcome.refused))
+
+
+def _team(body: dict[str, Any]) -> str | None:
+    """The home team of the person who submitted a modal (another organisation's, in Slack Connect)."""
+    team = (body.get("user") or {}).get("team_id")
+    return team if isinstance(team, str) else None
 
 
 def _values(view: dict[str, Any]) -> dict[str, Any]:

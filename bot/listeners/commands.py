@@ -30,6 +30,11 @@ def greenlight(ack: Ack, command: dict[str, Any], respond: Respond, context: Bol
     words = (command.get("text") or "").split()
     sub = words[0].lower() if words else "help"
     provider = services.providers.by_command(sub)
+    if (provider is not None or sub == "queue") and (
+        refusal := services.review.outsider_refusal(str(command.get("user_id", "")), command.get("team_id"))
+    ):
+        ack(text=refusal.mrkdwn)  # a partner in a Slack Connect channel who isn't listed
+        return
     if provider is not None and len(words) == 2 and _ID.fullmatch(words[1]):
         ref = words[1]
         ack(text=notices.looking_up(f"the drafts of {provider.noun}", ref))
@@ -41,8 +46,8 @@ def greenlight(ack: Ack, command: dict[str, Any], respond: Respond, context: Bol
         respond(text=_summary(services, intake), response_type="ephemeral")
     elif sub == "queue" and len(words) == 1:
         ack()
-        waiting, scheduled = services.overview.queue()
-        text, blocks = queue_blocks(waiting, scheduled)
+        waiting, changes, scheduled = services.overview.queue()
+        text, blocks = queue_blocks(waiting, scheduled, changes)
         respond(text=text, blocks=[b.to_dict() for b in blocks], response_type="ephemeral")
     else:
         commands = [ProviderCommand(p.command, p.noun, p.title) for p in services.providers.values()]

@@ -20,8 +20,9 @@ def publish_home(event: dict[str, Any], client: WebClient, context: BoltContext)
     if event.get("tab", "home") != "home":
         return
     services: Services = context[SERVICES_KEY]
-    waiting, scheduled, in_flight, published, failed = services.overview.home()
-    view = home_view(waiting, scheduled, published, failed, in_flight)
+    groups = services.overview.home()
+    view = home_view(groups.waiting, groups.scheduled, groups.published, groups.failed, groups.in_flight,
+                     changes=groups.changes)
     try:
         client.views_publish(user_id=event["user"], view=view.to_dict())
     except SlackApiError as err:

@@ -11,7 +11,7 @@ from bot.domain import PendingAction
 from bot.domain.forms import FieldId
 from bot.services.container import SERVICES_KEY, Services
 from bot.slack import notices
-from bot.slack.forms import form_values, parse_cancel_reason, parse_schedule
+from bot.slack.forms import form_values, parse_cancel_reason, parse_change_request, parse_schedule
 from bot.slack.inbound import InvalidReference, post_ref_from_metadata, unstorable_text_errors
 from bot.slack.mrkdwn import Say
 
@@ -36,6 +36,13 @@ def _values(view: dict[str, Any]) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
+def _team(body: dict[str, Any]) -> str | None:
+    """The submitter's home team (another organisation's, in a Slack Connect channel)."""
+    user = body.get("user")
+    team = user.get("team_id") if isinstance(user, dict) else None
+    return team if isinstance(team, str) and team else None
+
+
 def _first_input(view: dict[str, Any], fallback: str) -> str:
     """Where a refusal is shown in a modal: on its first input."""
     return next(iter(_values(view)), fallback)
@@ -55,7 +62,7 @@ def save_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Bol
         ack(response_action="errors", errors={where: notices.unknown_post().plain})
         return
     outcome = services.review.submit_edit(post_id, body["user"]["id"], form_values(_values(view)),
-                                          channel=services.settings.slack_channel_id)
+                                          channel=services.settings.slack_channel_id, team=_team(body))
     if isinstance(outcome, dict):
         ack(response_action="errors", errors=outcome)
     elif not outcome.accepted:
@@ -77,7 +84,7 @@ def save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context:
         return
     result = services.review.request(post_id, body["user"]["id"], PendingAction.SCHEDULE,
                                      channel=services.settings.slack_channel_id,
-                                     payload={"scheduled_at": int(when.timestamp())})
+                                     payload={"scheduled_at": int(when.timestamp())}, team=_team(body))
     if not result.accepted:
         ack(response_action="errors", errors={FieldId.WHEN.value: _plain(result.message)})
         return
@@ -97,9 +104,31 @@ def confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any], context
     reason = parse_cancel_reason(_values(view))
     result = services.review.request(post_id, body["user"]["id"], PendingAction.CANCEL,
                                      channel=services.settings.slack_channel_id,
-                                     payload={"reason": reason} if reason else None)
+                                     payload={"reason": reason} if reason else None, team=_team(body))
     if not result.accepted:
         ack(response_action="errors", errors={FieldId.REASON.value: _plain(result.message)})
+        return
+    ack()
+
+
+def save_request_changes(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Request-changes modal submitted: the reason and note are checked inline, then recorded."""
+    services: Services = context[SERVICES_KEY]
+    if bad := unstorable_text_errors(_values(view)):
+        ack(response_action="errors", errors=bad)
+        return
+    post_id = _post_id(view)
+    if post_id is None:
+        ack(response_action="errors", errors={FieldId.CHANGE_REASON.value: notices.unknown_post().plain})
+        return
+    parsed = parse_change_request(_values(view))
+    if isinstance(parsed, dict):
+        ack(response_action="errors", errors=parsed)
+        return
+    reason, note = parsed
+    result = services.review.request_changes(post_id, body["user"]["id"], reason, note, team=_team(body))
+    if not result.accepted:
+        ack(response_action="errors", errors={FieldId.CHANGE_REASON.value: _plain(result.message)})
         return
     ack()
 

@@ -1,6 +1,13 @@
 """Who may approve: user ids and Slack user groups from APPROVERS, resolved and cached briefly.
 
 A failed group lookup refuses the action (fails closed) rather than letting anyone through.
+
+Slack Connect: someone clicking from another organisation's workspace (a partner in a shared
+channel) has their own team id (`user.team_id`). Such an outsider may act only when APPROVERS lists
+their user id: user groups are one workspace's own, and "anyone in the channel" (an empty
+APPROVERS) and "editors may edit" (EDITORS_CAN_EDIT) mean anyone *in this organisation*. Our own
+team and enterprise ids come from auth.test; until Slack has told us them, an unlisted person who
+names a team is refused (fails closed) with a "try again" answer.
 """
 
 from __future__ import annotations
@@ -8,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -25,10 +33,14 @@ class ApproverLookupFailed(Exception):
 class Approvers:
     """Answers "may this user approve?" from the APPROVERS setting."""
 
-    def __init__(self, entries: tuple[str, ...], slack: WebClient, *, ttl: float = 300.0) -> None:
+    def __init__(self, entries: tuple[str, ...], slack: WebClient, *, ttl: float = 300.0,
+                 home: Callable[[], frozenset[str] | None] = lambda: None) -> None:
+        self.entries = entries
         self.users = frozenset(e for e in entries if not e.startswith("S"))
         self.groups = tuple(e for e in entries if e.startswith("S"))
         self._slack = slack
+        # Our own team (and enterprise) ids, None while unknown (bot.services.identity).
+        self._home = home
         self._ttl = ttl
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
@@ -63,8 +75,29 @@ class Approvers:
             self._cache[group] = (now + self._ttl, members)
         return members
 
-    def is_approver(self, user: str) -> bool:
-        """True if `user` may approve; raises ApproverLookupFailed when Slack can't say."""
-        if not self.restricted or user in self.users:
+    def is_listed(self, user: str) -> bool:
+        """Whether APPROVERS names `user` by id (the only way an outsider is an approver)."""
+        return user in self.users
+
+    def is_outsider(self, team: str | None) -> bool:
+        """Whether a person whose home team (or enterprise) is `team` belongs to another organisation.
+
+        No team (a payload without one) is taken as ours. Raises ApproverLookupFailed while our own
+        ids are not known yet.
+        """
+        if not team:
+            return False
+        home = self._home()
+        if not home:
+            raise ApproverLookupFailed("own team unknown")
+        return team not in home
+
+    def is_approver(self, user: str, team: str | None = None) -> bool:
+        """True if `user` (from `team`) may approve; raises ApproverLookupFailed when Slack can't say."""
+        if user in self.users:
+            return True
+        if self.is_outsider(team):
+            return False
+        if not self.restricted:
             return True
         return any(user in self._members(group) for group in self.groups)

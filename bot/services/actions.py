@@ -51,11 +51,13 @@ from bot.providers.errors import (
 )
 from bot.providers.http import next_delay
 from bot.providers.registry import Providers
+from bot.services import feedback
 from bot.services.cards import approvals_of, request_card_sync, request_ephemeral, request_thread_reply
 from bot.services.outcomes import REFRESH_POST
 from bot.services.review import POST_ACTION, change_of
 from bot.services.state import apply_remote, provider_post
 from bot.slack import notices
+from bot.slack.changes import field_diffs
 from bot.slack.mrkdwn import Mrkdwn
 
 log = logging.getLogger(__name__)
@@ -230,10 +232,11 @@ class ActionRunner:
         with session_scope(self.engine) as session:
             post = get_post(session, job.post_id)
             assert post is not None
+            before_state = dict(post.extra or {})
             apply_remote(post, remote, ours=True)
             post.pending_action = post.pending_by = None
             post.pending_since = None
-            reply, detail = self._record(session, post, job, action, user, remote, old, provider_title)
+            reply, detail = self._record(session, post, job, action, user, remote, (old, before_state), provider_title)
             add_audit(session, post_id=post.id, actor=user, action=action.value, outcome="ok", detail=detail)
             if reply:
                 request_thread_reply(session, job.post_id or 0, reply)
@@ -258,7 +261,7 @@ class ActionRunner:
 
     def _record(
         self, session: Any, post: Post, job: Job, action: PendingAction, user: str, remote: RemotePost,
-        old: PostContent, provider_title: str,
+        before: tuple[PostContent, dict[str, Any]], provider_title: str,
     ) -> tuple[Mrkdwn | None, str]:
         """Who did it, on the post; the thread reply and the audit detail."""
         if action in (PendingAction.PUBLISH, PendingAction.SCHEDULE):
@@ -279,11 +282,22 @@ class ActionRunner:
         summary = change_of(job.payload).summary
         if summary == "no changes":
             return None, summary
+        return self._edited(session, post, user, summary, *before), summary
+
+    def _edited(self, session: Any, post: Post, user: str, summary: str, old: PostContent,
+                before_state: dict[str, Any]) -> Mrkdwn:
+        """A new version by `user`: kept, its diff said in the thread; it resolves a change request."""
         post.content_version += 1
         post.last_editor = user
         post.activity = Activity(ActivityKind.EDITED, actor=user).to_dict()
+        new = PostContent.from_dict(post.content)
+        if new.caption != old.caption:
+            post.caption_by_ai = False
+        feedback.record_new_version(session, post, before=old.to_dict(), before_state=before_state, editor=user,
+                                    source=feedback.SOURCE_SLACK, summary=summary)
+        resolved = feedback.resolve_change_request(session, post, by=user)
         reset = self.settings.required_approvals > 1 and bool(approvals_of(session, post.id, post.content_version - 1))
-        return notices.edited(user, summary, approvals_reset=reset), summary
+        return notices.edited(user, summary, approvals_reset=reset, diff=field_diffs(old, new), resolved=resolved)
 
     def _handed_over(self, post: Post, provider_title: str) -> Mrkdwn | None:
         """A held schedule went out: say so in the thread if it went out late."""

@@ -9,6 +9,7 @@ runs them. `card_for` builds a card's view model from the database.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -26,6 +27,7 @@ from bot.domain import (
 from bot.jobs import enqueue
 from bot.models import Approval, Post
 from bot.providers.base import Provider
+from bot.services.feedback import change_request_of
 from bot.services.state import provider_post
 from bot.slack.mrkdwn import Mrkdwn
 
@@ -109,7 +111,17 @@ def card_for(session: Session, post: Post, settings: Settings, provider: Provide
         compact=post.card_compact,
         can_cancel=provider is not None and status in provider.capabilities.cancellable,
         problems=_problems(provider, target.status, target),
+        change_request=change_request_of(post),
+        caption_by_ai=post.caption_by_ai,
+        overdue_since=due_at(post, settings) if post.escalated_at is not None else None,
+        last_editor=None if settings.allow_self_approval else post.last_editor,
+        approvers=settings.approvers,
     )
+
+
+def due_at(post: Post, settings: Settings) -> datetime | None:
+    """When a decision on this draft is due (DECISION_DEADLINE after it arrived), if there is a deadline."""
+    return post.created_at + settings.decision_deadline if settings.decision_deadline is not None else None
 
 
 def _problems(provider: Provider | None, status: PostStatus, target: ProviderPost) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from bot.domain import (
 from bot.models import Clip, Post, utcnow
 from bot.providers.registry import Providers
 from bot.services.cards import request_clip_sync
+from bot.services.feedback import change_request_of
 from bot.services.review import Review
 from bot.services.state import provider_post
 from bot.slack import notices
@@ -130,7 +131,7 @@ class ClipService:
                 raw_status=post.remote_status,
                 pending_action=PendingAction(post.pending_action) if post.pending_action else None,
                 scheduled_at=post.scheduled_at, published_url=post.published_url, error=post.error,
-                targets=targets,
+                targets=targets, changes_requested=change_request_of(post) is not None,
             ))
         preview = clip.preview or {}
         return ClipCard(
@@ -164,7 +165,7 @@ class ClipService:
     # -- Publish all / Schedule all --------------------------------------------------------------------
 
     def plan(self, clip_id: int, user: str, action: PendingAction, *, first_at: datetime | None = None,
-             spacing: timedelta = timedelta(0)) -> BulkPlan:
+             spacing: timedelta = timedelta(0), team: str | None = None) -> BulkPlan:
         """What acting on every draft of the clip would do for `user` now (no side effects)."""
         with session_scope(self.engine) as session:
             clip = session.get(Clip, clip_id)
@@ -179,7 +180,7 @@ class ClipService:
         slot = 0
         for post in posts:
             assert post.id is not None
-            refusal = self.review.refusal(post, user, action)
+            refusal = self.review.refusal(post, user, action, team=team)
             at = None
             if action is PendingAction.SCHEDULE and first_at is not None and refusal is None:
                 at = first_at + slot * spacing
@@ -191,7 +192,8 @@ class ClipService:
         return BulkPlan(clip_id, action, tuple(items))
 
     def confirm(self, clip_id: int, user: str, action: PendingAction, post_ids: list[int], *, channel: str,
-                first_at: datetime | None = None, spacing: timedelta = timedelta(0)) -> BulkOutcome:
+                first_at: datetime | None = None, spacing: timedelta = timedelta(0),
+                team: str | None = None) -> BulkOutcome:
         """Act on exactly the posts the confirmation listed, at the times it listed (first, then spaced)."""
         with session_scope(self.engine) as session:
             clip = session.get(Clip, clip_id)
@@ -203,15 +205,15 @@ class ClipService:
                 continue  # not a post of this clip (a forged or stale list): never acted on
             at = first_at + index * spacing if action is PendingAction.SCHEDULE and first_at is not None else None
             items.append(BulkItem(post_id=post_id, platform=Platform(post.platform), at=at))
-        return self.run(BulkPlan(clip_id, action, tuple(items)), user, channel=channel)
+        return self.run(BulkPlan(clip_id, action, tuple(items)), user, channel=channel, team=team)
 
-    def run(self, plan: BulkPlan, user: str, *, channel: str) -> BulkOutcome:
+    def run(self, plan: BulkPlan, user: str, *, channel: str, team: str | None = None) -> BulkOutcome:
         """Request every included post of a confirmed plan; each is re-checked now and acted on alone."""
         accepted: list[BulkItem] = []
         refused: list[BulkItem] = []
         for item in plan.included:
             payload = {"scheduled_at": int(item.at.timestamp())} if item.at is not None else None
-            result = self.review.request(item.post_id, user, plan.action, channel=channel, payload=payload)
+            result = self.review.request(item.post_id, user, plan.action, channel=channel, payload=payload, team=team)
             if result.accepted:
                 accepted.append(item)
             else:

@@ -36,6 +36,8 @@ class Identity:
 
     team_id: str | None
     team: str | None
+    # Set when the workspace belongs to an Enterprise organisation.
+    enterprise_id: str | None
     url: str | None
     bot_user_id: str | None
     bot_id: str | None
@@ -96,6 +98,7 @@ class SlackIdentity:
         identity = Identity(
             team_id=_str(response.get("team_id")),
             team=_str(response.get("team")),
+            enterprise_id=_str(response.get("enterprise_id")),
             url=safe_url(response.get("url")),
             bot_user_id=_str(response.get("user_id")),
             bot_id=_str(response.get("bot_id")),
@@ -130,6 +133,15 @@ class SlackIdentity:
         """A call with the token worked again."""
         with self._lock:
             self.token_error = None
+
+    def home_teams(self, wait: float = 2.0) -> frozenset[str] | None:
+        """Our own team id (and enterprise id): whoever comes from elsewhere is a Slack Connect
+        partner. Asks Slack if needed (waiting at most `wait` seconds); None while it can't say."""
+        known = self.known() or self.get(wait=wait)
+        if known is None:
+            return None
+        ids = frozenset(i for i in (known.team_id, known.enterprise_id) if i)
+        return ids or None
 
     def warm(self) -> None:
         """Fetch the identity in the background (start-up), so no request ever waits for it."""

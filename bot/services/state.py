@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.domain import (
     Activity,
     ActivityKind,
@@ -12,6 +14,7 @@ from bot.domain import (
     RemotePost,
 )
 from bot.models import Post, utcnow
+from bot.services import feedback
 from bot.slack import notices
 from bot.slack.mrkdwn import Mrkdwn
 
@@ -51,9 +54,11 @@ def apply_remote(post: Post, remote: RemotePost, *, ours: bool = False) -> bool:
     if moves:
         post.status = incoming.value
         post.remote_status = remote.raw_status if incoming is PostStatus.UNKNOWN else None
+    edited_there: tuple[dict[str, Any], dict[str, Any]] | None = None
     if not current.is_terminal or current == incoming:
         new_content = remote.content.to_dict()
         if not ours and post.content and new_content != post.content and current == PostStatus.DRAFT:
+            edited_there = (post.content, dict(post.extra or {}))
             post.content_version += 1
             post.last_editor = None
             post.activity = Activity(ActivityKind.EDITED_AT_PROVIDER).to_dict()
@@ -66,6 +71,8 @@ def apply_remote(post: Post, remote: RemotePost, *, ours: bool = False) -> bool:
         post.extra = dict(remote.state)  # reassigned, never mutated: JSON columns don't track edits
     if remote.platform.value != post.platform:
         post.platform = remote.platform.value  # a held draft's first target changed
+    if edited_there is not None:
+        feedback.seen_at_provider(post, *edited_there)
     post.remote_checked_at = utcnow()
     changed = before != (post.status, post.remote_status, post.content, post.extra, post.platform,
                          post.scheduled_at, post.published_url, post.error)

@@ -36,6 +36,7 @@ from bot.domain import (
 )
 from bot.slack.ids import ActionId
 from bot.slack.mrkdwn import Mrkdwn, Person, date, escape, fmt, link, mention, plain_text, say, truncate
+from bot.slack.review_lines import change_request_line, four_eyes_line, is_open_draft, overdue_line
 
 MAX_MESSAGE_BLOCKS = 50
 # Slack caps a section's text at 3000; we stay below it and count UTF-16 units, the stricter of
@@ -69,6 +70,7 @@ STATUS_BADGES: dict[PostStatus, str] = {
     PostStatus.CANCELLED: "🚫 Cancelled",
     PostStatus.UNKNOWN: "❔ Status unknown",
 }
+CHANGES_REQUESTED_BADGE = "✋ Changes requested"
 # In the compact card the caption is cut to this many characters; Edit shows all of it.
 COMPACT_CAPTION_CHARS = 600
 
@@ -144,7 +146,7 @@ def _status_line(card: Card) -> Mrkdwn:
     status = card.status
     approved = fmt("approved by {who}", who=mention(card.approved_by)) if card.approved_by else None
     if status is PostStatus.DRAFT:
-        return Mrkdwn("📝 *Draft* — awaiting review")
+        return change_request_line(card) or Mrkdwn("📝 *Draft* — awaiting review")
     if status is PostStatus.QUEUED:
         line = Mrkdwn("✅ *Queued*")
         if approved:
@@ -204,6 +206,8 @@ def _badge(card: Card) -> str:
         return f"⏳ {PENDING_LABELS[card.pending_action]}"
     if card.status is PostStatus.UNKNOWN and card.raw_status:
         return f"❔ {card.raw_status}"
+    if card.change_request is not None and card.status is PostStatus.DRAFT:
+        return CHANGES_REQUESTED_BADGE
     return STATUS_BADGES[card.status]
 
 
@@ -213,7 +217,7 @@ def fallback_text(card: Card) -> str:
     if card.pending_action is not None:
         state = PENDING_LABELS[card.pending_action]
     elif card.status is PostStatus.DRAFT:
-        state = "Draft awaiting review"
+        state = "Changes requested" if card.change_request is not None else "Draft awaiting review"
     elif card.status is PostStatus.UNKNOWN:
         state = card.raw_status or "Status unknown"
     else:
@@ -245,6 +249,8 @@ def _caption_blocks(card: Card) -> list[Block]:
     limit = CAPTION_LIMITS.get(card.platform)
     length = caption_length(caption, card.platform)
     count = f"{length:,} / {limit:,} characters" if limit else f"{length:,} characters"
+    if card.caption_by_ai:
+        count += " · 🤖 AI draft"
     if not caption.strip():
         return [_context(fmt("*Caption* · {count}", count=count)), _context(Mrkdwn("_(The caption is empty.)_"))]
 
@@ -303,6 +309,9 @@ def _buttons(card: Card) -> list[ButtonElement]:
         # Scheduled or queued: only Cancel, and only while the provider can still pull it back.
         return [cancel] if card.can_cancel else []
     buttons = [_button("Edit", ActionId.EDIT, card)]
+    if card.change_request is not None:
+        # Changes were asked for: nothing but an edit (or a cancel) until the next version.
+        return buttons + ([cancel] if card.can_cancel else [])
     # With one approval required, pressing Publish or Schedule *is* the approval.
     if card.required_approvals <= 1 or len(card.approvals) >= card.required_approvals:
         publish = _button("Publish", ActionId.PUBLISH, card, style="primary")
@@ -318,6 +327,7 @@ def _buttons(card: Card) -> list[ButtonElement]:
         buttons += [publish, _button("Schedule", ActionId.SCHEDULE, card)]
     else:
         buttons.append(_button("Approve", ActionId.APPROVE, card, style="primary"))
+    buttons.append(_button("Request changes", ActionId.REQUEST_CHANGES, card))
     if card.can_cancel:
         buttons.append(cancel)
     return buttons
@@ -336,6 +346,9 @@ def card_blocks(card: Card) -> list[Block]:
     )
     if show_approvals:
         blocks.append(_context(_approvals_line(card)))
+    review_lines = [line for line in (overdue_line(card), four_eyes_line(card)) if line is not None]
+    if review_lines and is_open_draft(card):
+        blocks.append(_context(*review_lines))
     if card.activity:
         blocks.append(_context(activity_line(card.activity, card.provider_title)))
     blocks.append(DividerBlock())

@@ -73,6 +73,8 @@ def _entry_state(entry: ClipEntry) -> Mrkdwn:
     if entry.pending_action is not None:
         return escape(f"⏳ {PENDING_LABELS[entry.pending_action]}")
     status = entry.status
+    if status is PostStatus.DRAFT and entry.changes_requested:
+        return escape("✋ Changes requested")
     if status is PostStatus.DRAFT:
         return escape("📝 Draft awaiting review")
     if status is PostStatus.SCHEDULED and entry.scheduled_at is not None:

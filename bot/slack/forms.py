@@ -7,7 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain import ChoiceField, EditForm, FieldId, FormErrors, MultiChoiceField, TextField
+from bot.domain import (
+    CHANGE_NOTE_LIMIT,
+    ChangeReason,
+    ChoiceField,
+    EditForm,
+    FieldId,
+    FormErrors,
+    MultiChoiceField,
+    TextField,
+)
 from bot.slack.inbound import InputError, selected_date_time
 
 
@@ -110,3 +119,23 @@ def parse_cancel_reason(state_values: dict[str, Any]) -> str | None:
     """The optional cancel reason, stripped; None when left empty."""
     reason = (_text(state_values, FieldId.REASON.value) or "").strip()
     return reason or None
+
+
+def parse_change_request(state_values: dict[str, Any]) -> tuple[ChangeReason, str | None] | FormErrors:
+    """The reason and the (stripped, optional) note of a "Request changes" modal, or inline errors.
+
+    Slack enforces the radio choice and the note's length in the client; a forged or stale
+    submission is checked here all the same.
+    """
+    errors: FormErrors = {}
+    reason = ChangeReason.parse(_selected(state_values, FieldId.CHANGE_REASON.value))
+    note = (_text(state_values, FieldId.CHANGE_NOTE.value) or "").strip() or None
+    if reason is None:
+        errors[FieldId.CHANGE_REASON.value] = "Pick what needs to change."
+    if note is not None and len(note) > CHANGE_NOTE_LIMIT:
+        errors[FieldId.CHANGE_NOTE.value] = f"Keep the note to {CHANGE_NOTE_LIMIT} characters (it has {len(note):,})."
+    elif note is None and reason is ChangeReason.OTHER:
+        errors[FieldId.CHANGE_NOTE.value] = "Say what should change (the reason is “Other”)."
+    if errors or reason is None:
+        return errors
+    return reason, note

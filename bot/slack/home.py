@@ -20,10 +20,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain import Platform, PostContent, PostStatus
+from bot.domain import ChangeRequest, Platform, PostContent, PostStatus
 from bot.slack.blocks import platform_title
 from bot.slack.ids import COMMAND, ActionId
-from bot.slack.mrkdwn import Mrkdwn, date, escape, fmt, link, safe_url
+from bot.slack.mrkdwn import Mrkdwn, date, escape, fmt, link, mention, safe_url
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -46,14 +46,20 @@ class QueueItem:
     when: datetime | None = None
     approvals: int = 0
     required: int = 1
+    # The decision deadline passed (DECISION_DEADLINE).
+    overdue: bool = False
+    # The open change request, in the "changes requested" group.
+    changes: ChangeRequest | None = None
 
 
 @dataclass(frozen=True)
 class QueueGroup:
-    """The first items of one group, and how many posts the group holds in all."""
+    """The first items of one group, and how many posts the group holds in all (and how many of
+    them are overdue)."""
 
     items: list[QueueItem] = field(default_factory=list)
     total: int = 0
+    overdue: int = 0
 
     @property
     def more(self) -> int:
@@ -87,7 +93,11 @@ _WHEN_WORDS: dict[PostStatus, str] = {
 def _item_text(item: QueueItem, *, with_link: bool) -> Mrkdwn:
     head = item.headline if len(item.headline) <= HEADLINE_CHARS else item.headline[: HEADLINE_CHARS - 1] + "…"
     details: list[Mrkdwn] = []
-    if item.status is PostStatus.DRAFT and item.required > 1:
+    if item.overdue:
+        details.append(Mrkdwn("⏰ *overdue*"))
+    if item.changes is not None:
+        details.append(fmt("✋ {reason}, asked by {who}", reason=item.changes.reason.label, who=mention(item.changes.by)))
+    if item.status is PostStatus.DRAFT and item.required > 1 and item.changes is None:
         details.append(fmt("approvals {n}/{need}", n=item.approvals, need=item.required))
     if item.when is not None:
         details.append(fmt("{words} {when}", words=_WHEN_WORDS[item.status], when=date(item.when)))
@@ -111,8 +121,23 @@ def _item_block(item: QueueItem, *, button: bool) -> SectionBlock:
     )
 
 
+def _heading(title: str, group: QueueGroup) -> Mrkdwn:
+    count = f"{group.total:,}" + (f" · {group.overdue:,} overdue" if group.overdue else "")
+    return fmt("*{title} ({n})*", title=title, n=count)
+
+
+def _caps(groups: list[QueueGroup], cap: int, budget: int) -> list[int]:
+    """Items to show per group: at most `cap` each, `budget` in all, earlier groups first."""
+    caps: list[int] = []
+    for group in groups:
+        n = min(cap, len(group.items), max(0, budget))
+        caps.append(n)
+        budget -= n
+    return caps
+
+
 def _group(title: str, group: QueueGroup, *, empty: str, cap: int, button: bool) -> list[Block]:
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=fmt("*{title} ({n})*", title=title, n=f"{group.total:,}")))]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=_heading(title, group)))]
     if not group.items:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=escape(empty))]))
         return blocks
@@ -124,18 +149,41 @@ def _group(title: str, group: QueueGroup, *, empty: str, cap: int, button: bool)
     return blocks
 
 
-def queue_blocks(waiting: QueueGroup, scheduled: QueueGroup) -> tuple[str, list[Block]]:
-    """The ephemeral `/greenlight queue` reply: posts awaiting review, then scheduled ones (≤ 50 blocks)."""
-    text = f"{waiting.total:,} waiting for review, {scheduled.total:,} scheduled"
-    if not waiting.total and not scheduled.total:
+def _groups_blocks(groups: list[tuple[str, QueueGroup, str]], *, cap: int, budget: int, button: bool,
+                   divider_first: bool) -> list[Block]:
+    """The groups in order, each with its heading and "…and N more", sharing `budget` blocks."""
+    # Every group keeps its heading and its empty / "…and N more" line; items share what's left.
+    fixed = len(groups) * 2 + (len(groups) if divider_first else len(groups) - 1)
+    caps = _caps([group for _, group, _ in groups], cap, budget - fixed)
+    blocks: list[Block] = []
+    for i, ((title, group, empty), n) in enumerate(zip(groups, caps, strict=True)):
+        if divider_first or i > 0:
+            blocks.append(DividerBlock())
+        blocks += _group(title, group, empty=empty, cap=n, button=button)
+    return blocks
+
+
+def queue_blocks(
+    waiting: QueueGroup, scheduled: QueueGroup, changes: QueueGroup | None = None,
+) -> tuple[str, list[Block]]:
+    """The ephemeral `/greenlight queue` reply: posts awaiting review, those sent back for changes,
+    then scheduled ones (≤ 50 blocks)."""
+    changes = changes or QueueGroup()
+    text = f"{waiting.total:,} waiting for review, {changes.total:,} with changes requested, {scheduled.total:,} scheduled"
+    if not changes.total:
+        text = f"{waiting.total:,} waiting for review, {scheduled.total:,} scheduled"
+    if not waiting.total and not scheduled.total and not changes.total:
         empty_text = "Nothing is waiting for review 🎉"
         return empty_text, [SectionBlock(text=MarkdownTextObject(text=empty_text))]
+    if waiting.overdue:
+        text += f" ({waiting.overdue:,} overdue)"
+    groups: list[tuple[str, QueueGroup, str]] = [("📝 Waiting for review", waiting, "Nothing is waiting for review 🎉")]
+    if changes.total:
+        groups.append(("✋ Changes requested", changes, "No changes requested."))
+    groups.append(("🗓 Scheduled", scheduled, "Nothing is scheduled."))
     blocks: list[Block] = [HeaderBlock(text="Greenlight queue")]
-    blocks += _group(
-        "📝 Waiting for review", waiting, empty="Nothing is waiting for review 🎉", cap=QUEUE_ITEMS_PER_GROUP, button=False
-    )
-    blocks.append(DividerBlock())
-    blocks += _group("🗓 Scheduled", scheduled, empty="Nothing is scheduled.", cap=QUEUE_ITEMS_PER_GROUP, button=False)
+    blocks += _groups_blocks(groups, cap=QUEUE_ITEMS_PER_GROUP, budget=MAX_MESSAGE_BLOCKS - 1, button=False,
+                             divider_first=False)
     return text, blocks[:MAX_MESSAGE_BLOCKS]
 
 
@@ -145,6 +193,7 @@ def home_view(
     published: QueueGroup,
     failed: QueueGroup,
     in_flight: QueueGroup | None = None,
+    changes: QueueGroup | None = None,
 ) -> View:
     """The App Home tab: the groups with their true counts (≤ 100 blocks)."""
     blocks: list[Block] = [
@@ -157,19 +206,18 @@ def home_view(
             ]
         ),
     ]
-    groups: list[tuple[str, QueueGroup, str]] = [
-        ("📝 Waiting for review", waiting, "Nothing is waiting for review 🎉"),
-        ("🗓 Scheduled", scheduled, "Nothing is scheduled."),
-    ]
+    groups: list[tuple[str, QueueGroup, str]] = [("📝 Waiting for review", waiting, "Nothing is waiting for review 🎉")]
+    if changes is not None:
+        groups.append(("✋ Changes requested", changes, "No changes requested."))
+    groups.append(("🗓 Scheduled", scheduled, "Nothing is scheduled."))
     if in_flight is not None:
         groups.append(("⏳ Publishing now", in_flight, "Nothing is being published right now."))
     groups += [
         ("❌ Failed (last 7 days)", failed, "No failures."),
         ("🚀 Recently published (last 7 days)", published, "Nothing published yet."),
     ]
-    for title, group, empty in groups:
-        blocks.append(DividerBlock())
-        blocks += _group(title, group, empty=empty, cap=HOME_ITEMS_PER_GROUP, button=True)
+    blocks += _groups_blocks(groups, cap=HOME_ITEMS_PER_GROUP, budget=MAX_VIEW_BLOCKS - len(blocks), button=True,
+                             divider_first=True)
     return View(type="home", blocks=blocks[:MAX_VIEW_BLOCKS])
 
 
@@ -200,6 +248,7 @@ def help_blocks(commands: list[ProviderCommand]) -> tuple[str, list[Block]]:
             "*Approve* — count your approval when a post needs more than one",
             "*Publish* — post it now",
             "*Schedule* — pick a date and time (in your Slack time zone, at least 5 minutes ahead)",
+            "*Request changes* — send the draft back with a reason and a note; the next edit resolves it",
             "*Cancel* — stop the post, with an optional reason; this can't be undone",
         ]
     )

@@ -22,13 +22,22 @@ from slack_sdk.models.blocks import (
     Option,
     PlainTextInputElement,
     PlainTextObject,
+    RadioButtonsElement,
     SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.domain import ChoiceField, EditForm, FormNote, MultiChoiceField, TextField
+from bot.domain import (
+    CHANGE_NOTE_LIMIT,
+    ChangeReason,
+    ChoiceField,
+    EditForm,
+    FormNote,
+    MultiChoiceField,
+    TextField,
+)
 from bot.domain.forms import FieldId
 from bot.slack.ids import ViewId
 from bot.slack.mrkdwn import escape, fmt
@@ -161,6 +170,44 @@ def cancel_modal(post_id: int, platform_label: str, status_label: str) -> View:
                     multiline=True,
                     max_length=REASON_MAX,
                     placeholder=PlainTextObject(text="Why is this post cancelled?"),
+                ),
+            ),
+        ],
+    )
+
+
+def request_changes_modal(post_id: int, platform_label: str) -> View:
+    """Ask for changes: one reason from a fixed list, and a note for whoever edits next."""
+    intro = fmt("✋ The *{platform}* draft goes back for an edit: Publish, Schedule and Approve wait until the next "
+                "version, and the card's thread asks whoever edited it last (or brought it in) to make the changes.",
+                platform=platform_label)
+    return View(
+        type="modal",
+        callback_id=ViewId.REQUEST_CHANGES,
+        private_metadata=_metadata(post_id=post_id),
+        title="Request changes",
+        submit="Request changes",
+        close="Cancel",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=intro)),
+            InputBlock(
+                block_id=FieldId.CHANGE_REASON,
+                label="What needs to change?",
+                element=RadioButtonsElement(
+                    action_id=FieldId.CHANGE_REASON,
+                    options=[Option(value=r.value, text=r.label) for r in ChangeReason],
+                ),
+            ),
+            InputBlock(
+                block_id=FieldId.CHANGE_NOTE,
+                label="Note",
+                optional=True,
+                hint="Required when the reason is “Other”. Shown on the card and in the thread.",
+                element=PlainTextInputElement(
+                    action_id=FieldId.CHANGE_NOTE,
+                    multiline=True,
+                    max_length=CHANGE_NOTE_LIMIT,
+                    placeholder=PlainTextObject(text="e.g. Too salesy for LinkedIn; drop the last hashtag."),
                 ),
             ),
         ],

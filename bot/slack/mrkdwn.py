@@ -58,6 +58,18 @@ def escape(text: object) -> Mrkdwn:
     return Mrkdwn(value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
+# Slack has no escape for its formatting characters. Where outside words sit between our own
+# markers (a diff's ~removed~ and *added* runs), they are swapped for look-alikes Slack never reads
+# as markup, so a caption's `*bold*` can't close or open a run.
+_INERT = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"})
+
+
+def inert(text: object) -> Mrkdwn:
+    """Outside text that must not format itself: escaped (secrets redacted first), and `* _ ~ \``
+    replaced by look-alikes (∗ ˍ ∼ ˋ)."""
+    return Mrkdwn(escape(text).translate(_INERT))
+
+
 def unescape(text: str) -> str:
     """Inverse of the escaping (for tests and for measuring what a viewer sees)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

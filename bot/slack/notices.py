@@ -15,9 +15,19 @@ from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject, PlainTextObject
 from slack_sdk.models.views import View
 
-from bot.domain import AccountResult, BulkItem, Import, ImportState, PendingAction, Platform, PostStatus
+from bot.domain import (
+    AccountResult,
+    BulkItem,
+    ChangeRequest,
+    Import,
+    ImportState,
+    PendingAction,
+    Platform,
+    PostStatus,
+)
 from bot.slack.ids import ViewId
 from bot.slack.mrkdwn import Link, Mrkdwn, Person, Say, When, code, escape, fmt, link, mention, say, truncate
+from bot.slack.review_lines import deciders
 
 VERB: dict[PendingAction, str] = {
     PendingAction.PUBLISH: "publish",
@@ -88,9 +98,66 @@ def needs_approvals(action: PendingAction, have: int, need: int) -> Say:
     )
 
 
-def self_approval() -> Say:
-    """The last editor tried to approve their own version."""
-    return say("You made the last edit, so someone else needs to approve this version.")
+def who_else(approvers: Sequence[str], editor: str) -> Mrkdwn:
+    """Who may decide on a version its last editor may not (four eyes), for a refusal."""
+    if not approvers:
+        return Mrkdwn("anyone else in the channel")
+    others = deciders(tuple(approvers), editor)
+    if not others:
+        return Mrkdwn("nobody else is listed in APPROVERS (add an approver, or set ALLOW_SELF_APPROVAL=true)")
+    return Mrkdwn(", ").join(others)
+
+
+def self_approval(verb: str = "approve", who: Mrkdwn | None = None) -> Say:
+    """The last editor tried to approve, publish or schedule their own version (four eyes)."""
+    base = say("You made the last edit, so someone else needs to {verb} this version (four eyes: "
+               "ALLOW_SELF_APPROVAL is off).", verb=verb)
+    if who is None:
+        return base
+    return Say(fmt("{s} Who can: {who}.", s=base.mrkdwn, who=who), base.plain + " Ask another approver.")
+
+
+def outsider(action: str) -> Say:
+    """Someone from another organisation (Slack Connect) whose member ID is not in APPROVERS."""
+    return say("You're in another organisation's workspace, so you can {action} posts here only once your member ID "
+               "is listed in Greenlight's APPROVERS. Ask the people who run this channel to add it.", action=action)
+
+
+def outsider_command() -> Say:
+    """`/greenlight` imports or queue from someone of another organisation who is not in APPROVERS."""
+    return say("You're in another organisation's workspace, so Greenlight's imports and queue open up to you only "
+               "once your member ID is listed in its APPROVERS. Ask the people who run this channel to add it.")
+
+
+def changes_pending(request: ChangeRequest, verb: str) -> Say:
+    """Approve, Publish or Schedule while a change request is open."""
+    return say("{who} asked for changes ({reason}), so this version can't be {verb} yet. Edit the draft: the next "
+               "version resolves the request.", who=Person(request.by, plain="A reviewer"),
+               reason=request.reason.label, verb=verb)
+
+
+def changes_already_requested(request: ChangeRequest) -> Say:
+    """A second "Request changes" while one is open."""
+    return say("{who} already asked for changes ({reason}). Add yours in the card's thread; the next edit resolves "
+               "the request.", who=Person(request.by, plain="A reviewer"), reason=request.reason.label)
+
+
+def changes_only_on_drafts(status: PostStatus) -> Say:
+    """"Request changes" on a post that is no longer a draft."""
+    return say("Changes can only be requested on a draft; this post is {status}.", status=status.value)
+
+
+def changes_requested(request: ChangeRequest, ask: str | None) -> Mrkdwn:
+    """The thread's record of a change request, addressed to whoever should edit."""
+    line = say("✋ {who} requested changes: {reason}", who=Person(request.by), reason=request.reason.label).mrkdwn
+    if request.note:
+        line = fmt("{line} — {note}", line=line, note=request.note)
+    if ask:
+        nudge = say("{who}, please edit the draft: Publish, Schedule and Approve come back with the next version.",
+                    who=Person(ask)).mrkdwn
+    else:
+        nudge = Mrkdwn("Edit the draft to resolve it: Publish, Schedule and Approve come back with the next version.")
+    return Mrkdwn("\n").join([line, nudge])
 
 
 def already_approved() -> Say:
@@ -163,12 +230,16 @@ def cancelled(user: str | None, reason: str | None) -> Mrkdwn:
     return say("🚫 {who} cancelled this post.", who=Person(user)).mrkdwn
 
 
-def edited(user: str | None, summary: str, *, approvals_reset: bool) -> Mrkdwn:
-    """An edit was saved."""
+def edited(user: str | None, summary: str, *, approvals_reset: bool, diff: Sequence[Mrkdwn] = (),
+           resolved: ChangeRequest | None = None) -> Mrkdwn:
+    """An edit was saved: what changed (field summary, then a word-level diff per text field)."""
     text = say("✏️ {who} edited {summary}.", who=Person(user), summary=summary).mrkdwn
     if approvals_reset:
         text = text + Mrkdwn(" Approvals were reset; this version needs new approvals.")
-    return text
+    if resolved is not None:
+        text = text + say(" This resolves the changes {who} requested ({reason}).", who=Person(resolved.by),
+                          reason=resolved.reason.label).mrkdwn
+    return Mrkdwn("\n").join([text, *diff])
 
 
 def handed_over_late(provider: str, minutes: int) -> Mrkdwn:
@@ -281,6 +352,26 @@ def card_not_shown(platform: Platform, clip_id: str, error: str) -> Mrkdwn:
 def reminder(who: Mrkdwn, hours: int) -> Mrkdwn:
     """A draft has waited too long."""
     return fmt("⏰ {who}: this draft has been waiting for {hours} h. Publish, schedule or cancel it?", who=who, hours=hours)
+
+
+def changes_reminder(request: ChangeRequest, ask: str | None, hours: int) -> Mrkdwn:
+    """A draft sent back for changes has waited too long for its edit."""
+    if ask:
+        return say("⏰ {who}, the changes {by} asked for ({reason}) have been waiting for {hours} h. Edit the draft "
+                   "to resolve them.", who=Person(ask), by=Person(request.by), reason=request.reason.label,
+                   hours=hours).mrkdwn
+    return say("⏰ The changes {by} asked for ({reason}) have been waiting for {hours} h. Edit the draft to resolve "
+               "them.", by=Person(request.by), reason=request.reason.label, hours=hours).mrkdwn
+
+
+def overdue(who: Mrkdwn, due: datetime, deadline: str, changes: ChangeRequest | None, ask: str | None) -> Mrkdwn:
+    """The decision deadline passed: the one escalation to the approvers."""
+    text = say("🚨 Overdue: {who}, a decision on this draft was due {when} ({deadline} after it arrived). Publish, "
+               "schedule, request changes or cancel it.", who=who, when=When(due), deadline=deadline).mrkdwn
+    if changes is not None:
+        text = text + say(" Changes were requested ({reason}) and are still waiting for an edit{by}.",
+                          reason=changes.reason.label, by=by(ask)).mrkdwn
+    return text
 
 
 # -- command replies -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """clips: the unit of review, with its channel message and its video preview
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 06:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.models
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
