@@ -7,13 +7,16 @@ across replicas on PostgreSQL and across threads on SQLite, without in-process l
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, event, or_, update
+from sqlalchemy import Engine, event, make_url, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -22,6 +25,22 @@ from bot.models import AuditEvent, Clip, Lease, Post, WebhookEvent, utcnow
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _never_recreate(engine: Engine, path: str | None) -> None:
+    """Once the database file exists, connect only to it: if it is deleted or moved while running,
+    connections fail (and readiness says the database is missing) instead of SQLite quietly creating
+    an empty database in its place, which would take new writes while the real data is elsewhere."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    existed = {"yes": False}
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_existing(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
+        if existed["yes"] or os.path.exists(path):
+            existed["yes"] = True
+            return sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=rw", uri=True, **cparams)
+        return None  # the very first connection creates the file
 
 
 def make_engine(url: str) -> Engine:
@@ -58,6 +77,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_no_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
+        _never_recreate(engine, make_url(url).database)
         return engine
     # connect_timeout: an unreachable server fails in seconds instead of the OS's TCP timeout.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,

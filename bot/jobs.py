@@ -148,7 +148,7 @@ class JobRunner:
             result = session.execute(
                 update(Job)
                 .where(col(Job.id).in_(running), col(Job.locked_by) == self.worker_id, col(Job.status) == "running")
-                .values(locked_until=self.clock() + timedelta(seconds=self.lease_seconds))
+                .values(locked_until=utcnow() + timedelta(seconds=self.lease_seconds))
                 .execution_options(synchronize_session=False)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -195,6 +195,9 @@ class JobRunner:
     def claim(self) -> Job | None:
         """Claim one due job (lease it to this worker), or None."""
         now = self.clock()
+        # Leases run on the wall clock, whatever time the injected clock says it is: a lease guards
+        # against a dead worker, and time a test moves forward must not make a live one look dead.
+        wall = utcnow()
         with session_scope(self.engine) as session:
             candidates = list(
                 session.exec(
@@ -202,7 +205,7 @@ class JobRunner:
                 .where(
                     col(Job.status).in_(("pending", "running")),
                     Job.run_at <= now,
-                    or_(col(Job.locked_until).is_(None), col(Job.locked_until) < now),
+                    or_(col(Job.locked_until).is_(None), col(Job.locked_until) < wall),
                 )
                 .order_by(col(Job.priority), col(Job.run_at))
                 .limit(8)
@@ -218,12 +221,12 @@ class JobRunner:
                         col(Job.status).in_(("pending", "running")),
                         # Re-checked here: another worker may have put it back with a delay since.
                         col(Job.run_at) <= now,
-                        or_(col(Job.locked_until).is_(None), col(Job.locked_until) < now),
+                        or_(col(Job.locked_until).is_(None), col(Job.locked_until) < wall),
                     )
                     .values(
                         status="running",
                         locked_by=self.worker_id,
-                        locked_until=now + timedelta(seconds=self.lease_seconds),
+                        locked_until=wall + timedelta(seconds=self.lease_seconds),
                         attempts=Job.attempts + 1,
                     )
                     .execution_options(synchronize_session=False)

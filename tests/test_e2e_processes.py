@@ -425,10 +425,11 @@ def test_two_processes_card_a_batch_of_drafts_exactly_once(
 
         wait_until(lambda: len(cards_in_channel(fake_slack)) >= 20, timeout=40, message="20 cards")
         _settle(engine)
-        top_level = [c for c in fake_slack.calls("chat.postMessage")
-                     if not c.args.get("thread_ts") and c.error is None]
-        assert len(top_level) == 20
-        carded = {c.args["metadata"]["event_payload"]["post_id"] for c in top_level}
+        posted = [c for c in fake_slack.calls("chat.postMessage") if c.error is None]
+        cards = [c for c in posted if c.args["metadata"]["event_type"] == "greenlight_post"]
+        clips = [c for c in posted if c.args["metadata"]["event_type"] == "greenlight_clip"]
+        assert len(cards) == 20 and len(clips) == 5  # one message per clip, its four cards in the thread
+        carded = {c.args["metadata"]["event_payload"]["post_id"] for c in cards}
         assert len(carded) == 20
         assert len(cards_in_channel(fake_slack)) == 20
         with Session(engine) as session:

@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401 - registers every table on SQLModel.metadata
 from bot.db import make_engine, migrate
-from tests.harness import postgres_schema, test_database_url
+from tests import harness
 
 
 def _differences(engine: Engine) -> list[object]:
@@ -42,8 +42,8 @@ def test_sqlite_schema_from_migrations_matches_the_models(tmp_path: Path) -> Non
 
 
 def test_postgresql_schema_from_migrations_matches_the_models() -> None:
-    base = test_database_url()
+    base = harness.test_database_url()
     if not base:
         pytest.skip("PostgreSQL run skipped: TEST_DATABASE_URL is not set (.ci/run sets it)")
-    with postgres_schema(base) as url:
+    with harness.postgres_schema(base) as url:
         _check(url)

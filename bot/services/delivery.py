@@ -360,9 +360,12 @@ class SlackDelivery:
         values: dict[str, Any] = {"channel_id": channel, "message_ts": keep, slot.attempted_field: None}
         if slot.model is Post:
             values.update(thread_ts=thread_ts, card_error=None)
-        slot.set(self.engine, values, only_unposted=True)
-        if slot.model is Post:
-            with session_scope(self.engine) as session:
+        with session_scope(self.engine) as session:
+            # One transaction: whoever sees the card adopted also sees why.
+            session.execute(update(slot.model).where(col(slot.model.id) == slot.row_id,
+                                                     col(slot.model.message_ts).is_(None))
+                            .values(**values).execution_options(synchronize_session=False))
+            if slot.model is Post:
                 add_audit(session, post_id=slot.row_id, actor=None, action="card", outcome="adopted", detail=keep)
         for duplicate in extra:
             self._delete_duplicate(slot, channel, duplicate)
