@@ -43,18 +43,24 @@ def _clip_click(context: BoltContext) -> tuple[Services, BlockActions, int | Non
         return services, payload, None
 
 
+def _opened(context: BoltContext, client: WebClient, title: str) -> tuple[Services, BlockActions, int, str] | None:
+    """A clip button's click with a loading modal open for it; None when the click names no clip
+    (the clicker told why) or the modal couldn't open."""
+    services, payload, clip_id = _clip_click(context)
+    if clip_id is None:
+        tell(client, payload.channel_id or services.settings.slack_channel_id, payload.user.id, notices.unknown_clip())
+        return None
+    view_id = open_loading(client, payload.trigger_id, title)
+    return (services, payload, clip_id, view_id) if view_id is not None else None
+
+
 def publish_all(ack: Ack, context: BoltContext, client: WebClient) -> None:
     """Publish all: the confirmation of what would be published, for this person, now."""
     ack()
-    services, payload, clip_id = _clip_click(context)
-    channel = payload.channel_id or services.settings.slack_channel_id
-    if clip_id is None:
-        tell(client, channel, payload.user.id, notices.unknown_clip())
-        return
     title = "Publish all"
-    view_id = open_loading(client, payload.trigger_id, title)
-    if view_id is None:
+    if (opened := _opened(context, client, title)) is None:
         return
+    services, payload, clip_id, view_id = opened
     plan = services.clips.plan(clip_id, payload.user.id, PendingAction.PUBLISH, team=payload.user.team_id)
     if plan.refusal is not None:
         show_notice(client, view_id, title, plan.refusal)
@@ -67,15 +73,10 @@ def publish_all(ack: Ack, context: BoltContext, client: WebClient) -> None:
 def schedule_all(ack: Ack, context: BoltContext, client: WebClient) -> None:
     """Schedule all, step 1: a time for the first post and the spacing, in the clicker's time zone."""
     ack()
-    services, payload, clip_id = _clip_click(context)
-    channel = payload.channel_id or services.settings.slack_channel_id
-    if clip_id is None:
-        tell(client, channel, payload.user.id, notices.unknown_clip())
-        return
     title = "Schedule all"
-    view_id = open_loading(client, payload.trigger_id, title)
-    if view_id is None:
+    if (opened := _opened(context, client, title)) is None:
         return
+    services, payload, clip_id, view_id = opened
     tz_name, tz_label = user_tz(client, payload.user.id)
     initial = next_full_hour(services.clock() + timedelta(minutes=5), tz_name)
     count = services.clips.open_draft_count(clip_id)

@@ -91,15 +91,22 @@ def save_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context:
     ack()
 
 
+def _checked_post(ack: Ack, view: dict[str, Any], where: FieldId) -> int | None:
+    """The post a submitted text modal is about, after the checks they all share (text Slack can't
+    store, a post reference); None when refused, with the modal already answered inline."""
+    if bad := unstorable_text_errors(_values(view)):
+        ack(response_action="errors", errors=bad)
+        return None
+    post_id = _post_id(view)
+    if post_id is None:
+        ack(response_action="errors", errors={where.value: notices.unknown_post().plain})
+    return post_id
+
+
 def confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Cancel confirmation submitted."""
     services: Services = context[SERVICES_KEY]
-    if bad := unstorable_text_errors(_values(view)):
-        ack(response_action="errors", errors=bad)
-        return
-    post_id = _post_id(view)
-    if post_id is None:
-        ack(response_action="errors", errors={FieldId.REASON.value: notices.unknown_post().plain})
+    if (post_id := _checked_post(ack, view, FieldId.REASON)) is None:
         return
     reason = parse_cancel_reason(_values(view))
     result = services.review.request(post_id, body["user"]["id"], PendingAction.CANCEL,
@@ -114,12 +121,7 @@ def confirm_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any], context
 def save_request_changes(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Request-changes modal submitted: the reason and note are checked inline, then recorded."""
     services: Services = context[SERVICES_KEY]
-    if bad := unstorable_text_errors(_values(view)):
-        ack(response_action="errors", errors=bad)
-        return
-    post_id = _post_id(view)
-    if post_id is None:
-        ack(response_action="errors", errors={FieldId.CHANGE_REASON.value: notices.unknown_post().plain})
+    if (post_id := _checked_post(ack, view, FieldId.CHANGE_REASON)) is None:
         return
     parsed = parse_change_request(_values(view))
     if isinstance(parsed, dict):
