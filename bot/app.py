@@ -45,6 +45,7 @@ from bot.services.intake import IntakeService
 from bot.services.metrics import SlackCallObserver
 from bot.services.outcomes import OutcomeService, Reconciler
 from bot.services.overview import Overview
+from bot.services.previews import Previews
 from bot.services.reminders import Reminders
 from bot.services.replies import SlackReplies
 from bot.services.review import Review
@@ -91,6 +92,7 @@ class Runtime:
         services.reconciler.stop()
         services.reminders.stop()
         services.providers.close()
+        services.previews.close()
         metrics.process_exited(os.getpid(), self.settings.prometheus_multiproc_dir)
 
 
@@ -156,15 +158,16 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
         make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
         settings, identity, providers, clips, settle_seconds=settle,
     )
+    previews = Previews(engine, delivery.slack, settings, identity, providers, clock=clock)
     replies = SlackReplies(engine, delivery.slack, identity, delivery.pacer, delivery.reader, settle_seconds=settle)
     for handlers in (delivery.handlers(), replies.handlers(), actions.handlers(), intake.handlers(),
-                     outcomes.handlers()):
+                     outcomes.handlers(), previews.handlers()):
         runner.handlers.update(handlers)
     runner.on_give_up = actions.give_up
     return Services(
         settings=settings, engine=engine, slack=slack, identity=identity, providers=providers,
         review=review, clips=clips, actions=actions, intake=intake,
-        outcomes=outcomes, delivery=delivery, overview=Overview(engine, settings, identity, clock=clock), runner=runner,
+        outcomes=outcomes, delivery=delivery, previews=previews, overview=Overview(engine, settings, identity, clock=clock), runner=runner,
         reconciler=Reconciler(engine, settings, wake=wake, holder=holder, clock=clock),
         reminders=Reminders(engine, settings, approvers, wake=wake, holder=holder, clock=clock),
         health=Health(engine, identity),

@@ -21,6 +21,7 @@ DEFAULT_DATABASE_URL = "sqlite:///greenlight.db"
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _LOG_FORMATS = ("text", "json")
+CLIP_PREVIEW_MODES = ("upload", "link", "off")
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,10 @@ class Settings:
     # once (DECISION_DEADLINE, e.g. 48h); None: no deadline.
     decision_deadline: timedelta | None = None
     reconcile_interval_seconds: float = 60.0
+    # A clip's video in its thread: "upload" (playable in Slack), "link" (a link on the clip's
+    # message) or "off"; videos over clip_preview_max_mb are linked instead of uploaded.
+    clip_preview: str = "upload"
+    clip_preview_max_mb: int = 200
     choppity_requests_per_minute: int = 60
     reap_requests_per_minute: int = 10
     worker_threads: int = 4
@@ -138,6 +143,8 @@ class Settings:
             editors_can_edit=read.boolean("EDITORS_CAN_EDIT", True),
             remind_after_hours=read.number("REMIND_AFTER_HOURS", 24.0),
             decision_deadline=_decision_deadline(read),
+            clip_preview=read.choice("CLIP_PREVIEW", CLIP_PREVIEW_MODES),
+            clip_preview_max_mb=read.integer("CLIP_PREVIEW_MAX_MB", 200, 1, 1024),
             reconcile_interval_seconds=read.number("RECONCILE_INTERVAL_SECONDS", 60.0, 0.05),
             worker_threads=read.integer("WORKER_THREADS", 4, 1, 64),
             worker_poll_seconds=read.number("WORKER_POLL_SECONDS", 0.5, 0.01),
@@ -174,6 +181,14 @@ class _EnvReader:
         if value is None:
             self.problems.append(f"{name} is missing ({hint})")
             return ""
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of `choices` (case-insensitive); the first is the default."""
+        value = (self.get(name) or choices[0]).lower()
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+            return choices[0]
         return value
 
     def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:

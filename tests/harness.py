@@ -53,6 +53,9 @@ def base_env(slack: FakeSlack, choppity: FakeChoppity | None, database_url: str,
         "HTTP_TIMEOUT_SECONDS": "3",
         "SLACK_TIMEOUT_SECONDS": "1",
         "LOG_LEVEL": "DEBUG",
+        # Video previews have their own tests (test_e2e_previews); elsewhere they would only add
+        # render polls to every clip and change the provider call counts tests assert on.
+        "CLIP_PREVIEW": "off",
     }
     if choppity is not None:
         env.update(

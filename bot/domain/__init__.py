@@ -5,7 +5,7 @@ see these.
 """
 
 from bot.domain.cards import Activity, ActivityKind, Card, CardDetails, DetailLine, Tone
-from bot.domain.clips import BulkItem, ClipCard, ClipEntry, ClipInfo, PreviewState
+from bot.domain.clips import BulkItem, ClipCard, ClipEntry, ClipInfo, PreviewState, Video
 from bot.domain.forms import (
     Change,
     ChoiceField,
@@ -73,6 +73,7 @@ __all__ = [
     "ClipEntry",
     "ClipInfo",
     "PreviewState",
+    "Video",
     "CAPTION_LIMITS",
     "CHANGE_NOTE_LIMIT",
     "IN_FLIGHT_STATUSES",

@@ -20,6 +20,16 @@ class ClipInfo:
     scale: float | None = None
 
 
+@dataclass(frozen=True)
+class Video:
+    """Where a clip's video file stands at its provider: exactly one of the three is set."""
+
+    url: str | None = None  # ready: a direct download (possibly short-lived)
+    expires_at: datetime | None = None  # when `url` stops working, when the provider says
+    wait_seconds: float | None = None  # still being made: ask again after this long
+    unavailable: str | None = None  # none will come, and why (shown to people)
+
+
 class PreviewState(StrEnum):
     """Where a clip's video preview stands."""
 
@@ -63,6 +73,7 @@ class ClipCard:
     preview_state: PreviewState = PreviewState.PENDING
     preview_note: str | None = None
     preview_link: str | None = None
+    preview_expires: datetime | None = None
 
     @property
     def open_drafts(self) -> tuple[ClipEntry, ...]:

@@ -8,7 +8,7 @@ A provider says:
 - what its drafts' edit form holds and how a submission is validated: `edit_form`, `parse_edit`;
 - how to act on a post, each action with the person who asked: `read`, `publish`, `cancel`,
   `update`, and what would stop a publish (`publish_problems`);
-- what its cards show beyond the caption: `card_details`;
+- what its cards show beyond the caption: `card_details`; where a clip's video is: `video`;
 - what it can do: `capabilities` (where drafts live, what can still be cancelled, whether a
   schedule is held by Greenlight, how outcomes are learned, its rate budget).
 
@@ -34,6 +34,7 @@ from bot.domain import (
     InboundEvent,
     ProviderPost,
     RemotePost,
+    Video,
 )
 from bot.providers.budget import Priority
 from bot.providers.errors import ApiBadRequest
@@ -109,6 +110,13 @@ class Provider(ABC):
         """A delivery the webhook route accepts and does nothing with, or None when none can be made
         (no webhook, or no secret or token configured to authenticate it)."""
         return None
+
+    # -- the clip's video ----------------------------------------------------------------------------
+
+    def video(self, ref: str, *, project_id: str | None) -> Video:
+        """Where clip `ref`'s video file stands: a download URL, a wait (e.g. a render under way; the
+        first call may start one), or why there will be none. Called from a background job."""
+        return Video(unavailable=f"{self.title} offers no video file for its clips")
 
     # -- the edit form -----------------------------------------------------------------------------
 

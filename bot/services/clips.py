@@ -36,6 +36,7 @@ from bot.models import Clip, Post, utcnow
 from bot.providers.registry import Providers
 from bot.services.cards import request_clip_sync
 from bot.services.feedback import change_request_of
+from bot.services.previews import request_preview
 from bot.services.review import Review
 from bot.services.state import provider_post
 from bot.slack import notices
@@ -71,9 +72,16 @@ class BulkOutcome:
 
 
 def register_clip(session: Session, *, provider: str, ref: str, project_id: str | None,
-                  info: ClipInfo | None) -> Clip:
-    """The clip row of a newly carded draft (created on its first draft, with its message requested)."""
+                  info: ClipInfo | None, preview: bool) -> Clip:
+    """The clip row of a newly carded draft (created on its first draft, with its message requested,
+    and its video preview when `preview`)."""
     clip, created = ensure_clip(session, Clip(provider=provider, ref=ref, project_id=project_id))
+    if created:
+        assert clip.id is not None
+        if preview:
+            request_preview(session, clip.id)
+        else:
+            clip.preview_state = PreviewState.OFF.value
     if info is not None and _merge_info(clip, info):
         clip.updated_at = utcnow()
         created = True
@@ -105,6 +113,13 @@ def clip_posts(session: Session, clip: Clip) -> list[Post]:
     ).all()
     order = {p: i for i, p in enumerate(Platform)}
     return sorted(rows, key=lambda p: (order.get(Platform(p.platform), 99), p.id or 0))
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 class ClipService:
@@ -142,6 +157,7 @@ class ClipService:
                           scale=clip.score_scale),
             entries=tuple(entries), preview_state=PreviewState(clip.preview_state),
             preview_note=preview.get("note"), preview_link=preview.get("link"),
+            preview_expires=_when(preview.get("expires_at")),
         )
 
     def heading(self, clip_id: int) -> str:

@@ -24,6 +24,7 @@ from bot.services.identity import SlackIdentity
 from bot.services.intake import IntakeService
 from bot.services.outcomes import OutcomeService, Reconciler
 from bot.services.overview import Overview
+from bot.services.previews import Previews
 from bot.services.reminders import Reminders
 from bot.services.review import Review
 
@@ -46,6 +47,7 @@ class Services:
     intake: IntakeService
     outcomes: OutcomeService
     delivery: SlackDelivery
+    previews: Previews
     overview: Overview
     runner: JobRunner
     reconciler: Reconciler

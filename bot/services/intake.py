@@ -120,7 +120,8 @@ class IntakeService:
                     assert row.id is not None
                     # The clip's message goes first: the card is posted in its thread.
                     register_clip(session, provider=slug, ref=row.clip_id, project_id=row.project_id,
-                                  info=found.clips.get(row.clip_id))
+                                  info=found.clips.get(row.clip_id),
+                                  preview=self.settings.clip_preview != "off")
                     add_audit(session, post_id=row.id, actor=actor, action="carded", outcome="ok", detail=remote.id)
                     request_card_sync(session, row.id)
                     intake.carded.append(remote)

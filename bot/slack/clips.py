@@ -97,10 +97,16 @@ def _preview_line(clip: ClipCard) -> Mrkdwn | None:
         return Mrkdwn("🎞 The video is in the thread — watch it before you decide.")
     if state is PreviewState.LINKED:
         line = fmt("🎞 {video}", video=link(clip.preview_link, "Watch the video") if clip.preview_link else "Video")
+        if clip.preview_link and clip.preview_expires is not None:
+            line = fmt("{line}, link works until {until}", line=line, until=date(clip.preview_expires, "{time}"))
         return fmt("{line} ({why})", line=line, why=clip.preview_note) if clip.preview_note else line
     if state is PreviewState.FAILED:
         return fmt("🎞 No video preview: {why}", why=clip.preview_note or "the provider gave none")
-    return Mrkdwn("🎞 Preparing the video for the thread…")
+    if state is PreviewState.UPLOADING:
+        return Mrkdwn("🎞 Uploading the video into the thread…")
+    if state is PreviewState.RENDERING:
+        return fmt("🎞 {provider} is preparing the video; it will appear in the thread.", provider=clip.provider_title)
+    return Mrkdwn("🎞 Fetching the video for the thread…")
 
 
 def clip_message(clip: ClipCard) -> tuple[str, list[Block]]:

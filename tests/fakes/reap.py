@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tests.fakes._api import Call, FakeApi, FakeApiError, Reply, Rule
+from tests.fakes.choppity import render_bytes
 
 __all__ = ["Call", "FakeReap"]
 
@@ -107,6 +108,9 @@ class FakeReap(FakeApi):
         self._projects: dict[str, dict[str, Any]] = {}
         self._clips: dict[str, list[dict[str, Any]]] = {}
         self._posts: dict[str, dict[str, Any]] = {}
+        self.clip_size = 1024 * 1024  # bytes of the video file of clips added from now on
+        self._files: dict[str, int] = {}  # clip id -> size of the file its clipUrl serves
+        self.file_downloads: list[str] = []  # clip ids whose file was requested, in order
 
     # ---- the vendor's shape ----------------------------------------------------------------------
 
@@ -181,9 +185,13 @@ class FakeReap(FakeApi):
             n = len(clips) + 1
             clip_id = _oid()
             now = self._now()
+            # The clip's video is served by this fake (a CDN in reality: no auth, no rate limit).
+            self._files[clip_id] = self.clip_size
+            url = f"{self._root()}/files/{clip_id}.mp4" if self._server is not None else \
+                f"https://cdn.reap.test/{project_id}/{clip_id}.mp4"
             clip = {
                 "id": clip_id, "projectId": project_id,
-                "clipUrl": f"https://cdn.reap.test/{project_id}/{clip_id}.mp4",
+                "clipUrl": url,
                 "startTime": 10.0 * n, "endTime": 10.0 * n + 42.5, "duration": 42.5,
                 "topic": f"Topic {n}",
                 "title": title if title is not None else f"Clip {n}: the moment it clicked",
@@ -194,6 +202,20 @@ class FakeReap(FakeApi):
             clip.update(copy.deepcopy(extra))
             clips.append(clip)
             return clip_id
+
+    # ---- clip files (a CDN in reality) --------------------------------------------------------------
+
+    def _public(self, http_method: str, path: str) -> bool:
+        return path.startswith("/files/")
+
+    def _serve_public(self, http_method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
+        match = re.match(r"^/files/(?P<id>[^/]+)\.mp4$", path)
+        size = self._files.get(match["id"]) if match else None
+        if http_method != "GET" or match is None or size is None:
+            return Reply(404, {"message": "Not Found"})
+        self.file_downloads.append(match["id"])
+        return Reply(200, None, {"Content-Length": str(size)}, content_type="video/mp4",
+                     stream=render_bytes(match["id"], size))
 
     def set_project_status(self, project_id: str, status: str) -> None:
         """Move a project to another status (e.g. processing → completed)."""

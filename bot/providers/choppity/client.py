@@ -82,6 +82,15 @@ class ClipListing:
 _POST = "/v1/posts/{id}"
 
 
+@dataclass(frozen=True)
+class Render:
+    """A render as GET /v1/renders/:id describes it (`queued · processing · done · error`)."""
+
+    status: str
+    output_url: str | None = None  # signed, valid for one hour, only when done
+    error: str | None = None  # only when status is "error"
+
+
 class ChoppityClient(BaseClient):
     """Typed access to the Choppity v1 posts API."""
 
@@ -157,6 +166,23 @@ class ChoppityClient(BaseClient):
         body = self.call("DELETE", f"/v1/posts/{_seg(post_id)}", priority=Priority.INTERACTIVE, idempotent=False,
                          endpoint=_POST)
         return self._post_of(body, post_id, Priority.INTERACTIVE)
+
+    def start_render(self, clip_id: str) -> None:
+        """POST /v1/clips/:clipId/renders: ask for the clip's full-quality MP4 (render id = clip id)."""
+        self.call("POST", f"/v1/clips/{_seg(clip_id)}/renders", priority=Priority.BACKGROUND,
+                  endpoint="/v1/clips/{id}/renders")
+
+    def get_render(self, render_id: str) -> Render:
+        """GET /v1/renders/:renderId: the render's status, and its signed MP4 URL once done."""
+        body = self.call("GET", f"/v1/renders/{_seg(render_id)}", priority=Priority.BACKGROUND,
+                         endpoint="/v1/renders/{id}")
+        status = body.get("status")
+        if not isinstance(status, str):
+            raise ApiUnavailable("Choppity returned an unexpected answer for the render", provider="choppity")
+        url = body.get("output_url")
+        error = body.get("error")
+        return Render(status=status, output_url=url if isinstance(url, str) and url else None,
+                      error=str(error)[:500] if error else None)
 
     def _post_of(self, body: dict[str, Any], post_id: str, priority: Priority) -> RemotePost:
         post = body.get("post")

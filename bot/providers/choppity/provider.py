@@ -8,7 +8,7 @@ the post is always re-read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from bot.domain import (
@@ -33,6 +33,7 @@ from bot.domain import (
     ProviderPost,
     RemotePost,
     TikTokSettings,
+    Video,
 )
 from bot.providers.base import ProbeDelivery, Provider, WebhookRoute
 from bot.providers.budget import Priority, RateBudget
@@ -50,6 +51,11 @@ from bot.providers.errors import ApiNotFound
 
 # "Cancels a post in draft, scheduled, or queued status. Once a post moves to processing we can no
 # longer pull it back." (Posts API, DELETE /v1/posts/:postId)
+# Choppity's docs suggest polling a render every 3–5 s; we take the gentle end of that, so a render
+# costs a handful of the team's 60 requests a minute.
+RENDER_POLL_SECONDS = 5.0
+# A finished render's output_url is signed for one hour (Choppity docs: renders).
+RENDER_URL_LIFETIME = timedelta(hours=1)
 CANCELLABLE = frozenset({PostStatus.DRAFT, PostStatus.SCHEDULED, PostStatus.QUEUED})
 
 # Card wording of the five TikTok toggles. The "disable_*" flags read inverted ("Comments: on" means
@@ -120,6 +126,22 @@ class ChoppityProvider(Provider):
             else:
                 outcome.others.append(post)
         return outcome
+
+    # -- the clip's video ----------------------------------------------------------------------------
+
+    def video(self, ref: str, *, project_id: str | None) -> Video:
+        """The clip's full-quality render: started on first ask (its render id is the clip id), then
+        polled no more often than every RENDER_POLL_SECONDS until Choppity has its signed MP4."""
+        try:
+            render = self.client.get_render(ref)
+        except ApiNotFound:
+            self.client.start_render(ref)
+            return Video(wait_seconds=RENDER_POLL_SECONDS)
+        if render.status == "done" and render.output_url:
+            return Video(url=render.output_url, expires_at=datetime.now(UTC) + RENDER_URL_LIFETIME)
+        if render.status == "error":
+            return Video(unavailable=f"Choppity couldn't render the clip: {render.error or 'no reason given'}")
+        return Video(wait_seconds=RENDER_POLL_SECONDS)
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str], now: float) -> list[InboundEvent]:
         """`choppity-signature-256` verified over the exact bytes, then the envelope parsed."""

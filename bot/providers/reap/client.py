@@ -245,6 +245,15 @@ class ReapClient(BaseClient):
             page += 1
         return clips
 
+    def get_clip_details(self, project_id: str, clip_id: str, *,
+                         priority: Priority = Priority.BACKGROUND) -> ReapClip:
+        """One clip of a project (its `clipUrl` is read fresh: its lifetime is undocumented)."""
+        body = self.call("GET", "get-clip-details", params={"projectId": project_id, "clipId": clip_id},
+                         priority=priority)
+        if not isinstance(body, dict) or not body.get("id"):
+            raise ApiUnavailable("Reap returned an unexpected answer for the clip", provider=PROVIDER)
+        return parse_clip(body, project_id)
+
     def publish_clip(
         self,
         *,

@@ -39,6 +39,7 @@ from bot.domain import (
     PostStatus,
     ProviderPost,
     RemotePost,
+    Video,
     is_external_id,
 )
 from bot.providers.base import ProbeDelivery, Provider, WebhookRoute
@@ -178,6 +179,17 @@ class ReapProvider(Provider):
             return list(active), []
         by_id = {i.id: i for i in active}
         return [by_id[w] for w in self._wanted if w in by_id], [w for w in self._wanted if w not in by_id]
+
+    # -- the clip's video ----------------------------------------------------------------------------
+
+    def video(self, ref: str, *, project_id: str | None) -> Video:
+        """The clip's `clipUrl`, read fresh from get-clip-details (its lifetime is undocumented)."""
+        if not project_id or not is_external_id(project_id) or not is_external_id(ref):
+            return Video(unavailable="Greenlight doesn't know which Reap project this clip is in")
+        clip = self.client.get_clip_details(project_id, ref)
+        if clip.clip_url is None:
+            return Video(unavailable="Reap gave no video file for this clip")
+        return Video(url=clip.clip_url)
 
     def webhook_authorized(self, path_params: Mapping[str, str]) -> bool:
         """Reap doesn't sign webhooks: the long random token in the path is what guards the route."""
