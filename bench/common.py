@@ -79,6 +79,8 @@ class Size:
     home_slack_latency: float
     # 8. peak memory under a huge body
     huge_body_bytes: int
+    # 8b. peak memory uploading a clip's video into its thread
+    preview_bytes: int
     # 9. two replicas on PostgreSQL sharing one Choppity budget
     replica_drafts: int
     replica_timeout: float
@@ -99,6 +101,7 @@ SIZES = {
         reconcile_interval=0.5, reconcile_window=2.5, stressed_interval=0.2, stressed_window=2.5,
         home_posts=50, home_users=3, home_opens=3, home_slack_latency=0.2,
         huge_body_bytes=20 * 2**20,
+        preview_bytes=8 * 2**20,
         replica_drafts=12, replica_timeout=60.0,
         metrics_clicks_per_kind=4,
         concurrent_sections=True,
@@ -112,6 +115,7 @@ SIZES = {
         reconcile_interval=60.0, reconcile_window=185.0, stressed_interval=5.0, stressed_window=125.0,
         home_posts=500, home_users=5, home_opens=20, home_slack_latency=0.2,
         huge_body_bytes=300 * 2**20,
+        preview_bytes=200 * 2**20,
         replica_drafts=100, replica_timeout=400.0,
         metrics_clicks_per_kind=150,
     ),

@@ -31,6 +31,7 @@ from bench.sections import (
     home_section,
     memory_section,
     metrics_section,
+    preview_section,
     replicas_section,
     run_parallel,
     webhooks_section,
@@ -87,6 +88,7 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
 
     def memory() -> None:
         sections["huge_body"] = memory_section(size, workdir, apps)
+        sections["preview_upload"] = preview_section(size, workdir, apps)
 
     def replicas() -> None:
         sections["replicas"] = replicas_section(size, workdir, apps)
@@ -102,7 +104,7 @@ def run(size_name: str, workdir: Path, only: tuple[str, ...] = STEPS) -> dict[st
     every = {"clicks": ("clicks", "click to ack", clicks), "cost": ("cost growth", "cost growth", cost),
              "webhooks": ("webhooks", "webhooks and Choppity calls per approved post", webhooks),
              "home": ("home", "Home tab at scale, Slack answering in 200 ms", home),
-             "memory": ("huge body", "peak memory under a huge body", memory),
+             "memory": ("huge body", "peak memory under a huge body and uploading a clip's video", memory),
              "metrics": ("metrics", "ack latency with metrics on and off (scraped every second)", metrics_cost),
              "burst": ("burst", "burst of drafts, footprint and reconciler (side by side)", side_by_side),
              "replicas": ("replicas", "two replicas on PostgreSQL sharing one Choppity budget", replicas)}
@@ -413,6 +415,18 @@ def targets_and_rows(results: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
             "8. Huge body: status when announced / streamed (0: cut off after the answer)",
             " · ".join(f"{path} {r['announced']}/{r['streamed']}" for path, r in m["routes"].items()),
             "", "", "report", "",
+        ])
+
+    if "preview_upload" in s:
+        p = s["preview_upload"]
+        rows.append([
+            f"8b. Peak RSS (VmHWM) uploading a {p['video_mib']:.0f} MiB clip video into its thread: before → after, "
+            "MiB; draft webhook → video in the thread, s",
+            f"{p['peak_before_mib']:.1f} → {p['peak_after_mib']:.1f} (+{p['growth_mib']:.1f}); "
+            f"{p['event_to_video_s']:.1f} s",
+            f"video {p['video_mib']:.0f} MiB", "", "growth < 30 MiB",
+            target(f"a {p['video_mib']:.0f} MiB video raises peak memory < 30 MiB", p["growth_mib"] < 30,
+                   f"+{p['growth_mib']:.1f} MiB"),
         ])
 
     if "metrics" in s:

@@ -51,7 +51,7 @@ from bot.db import make_engine
 from bot.domain.forms import FieldId
 from bot.models import Job, Post, WebhookEvent, utcnow
 from bot.slack.ids import ActionId, ViewId
-from tests.fakes.choppity import FakeChoppity, make_event, webhook_headers
+from tests.fakes.choppity import FakeChoppity, make_event, render_digest, webhook_headers
 from tests.fakes.slack import FakeSlack
 from tests.harness import SlackDriver, wait_until
 
@@ -831,6 +831,43 @@ def memory_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dic
                 "all_refused": all(s in (413, 0) for s in statuses),
                 "livez_after": livez,
             }
+        finally:
+            app.stop()
+
+
+def preview_section(size: Size, workdir: Path, apps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A clip's video rendered by Choppity and uploaded into its thread: the app's peak RSS before and after."""
+    with fakes() as (slack, choppity):
+        url, _ = new_database(workdir, "preview")
+        app = AppProcess(app_env(slack, choppity, url, CLIP_PREVIEW="upload"), workdir / "preview.log")
+        app.start()
+        apps.append({"section": "preview upload", "database": "existing, empty", "startup_s": app.startup_seconds,
+                     **app.memory()})
+
+        def upload(nbytes: int) -> float:
+            choppity.render_size = nbytes
+            remote = choppity.add_post("youtube")
+            done = len(slack.files())
+            started = time.monotonic()
+            send_event(app, "post.draft.created", {"post_id": remote["id"], "clip_id": remote["clip_id"]})
+            deadline = started + 600
+            while len([f for f in slack.files() if f.completed]) <= done:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the clip's video never reached its thread")
+                time.sleep(0.05)
+            uploaded = slack.files()[-1]
+            if uploaded.sha256 != render_digest(remote["clip_id"], nbytes):
+                raise RuntimeError("Slack received other bytes than Choppity rendered")
+            return time.monotonic() - started
+
+        try:
+            upload(2**20)  # warm up the whole path, so what is measured is the file's size
+            before = peak_rss_kib(app.pid)
+            seconds = upload(size.preview_bytes)
+            after = peak_rss_kib(app.pid)
+            return {"video_mib": size.preview_bytes / 2**20, "peak_before_mib": before / 1024,
+                    "peak_after_mib": after / 1024, "growth_mib": (after - before) / 1024,
+                    "event_to_video_s": seconds}
         finally:
             app.stop()
 

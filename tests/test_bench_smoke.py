@@ -80,6 +80,9 @@ def test_tiny_benchmark_run_produces_every_figure(tmp_path: Path) -> None:
     for figure in ("peak_before_mib", "peak_after_mib", "growth_mib"):
         _number(s, "huge_body", figure)
     assert len(s["huge_body"]["routes"]) == 3
+    # 8b. a clip's video uploaded into its thread (the section checks Slack got the rendered bytes)
+    for figure in ("peak_before_mib", "peak_after_mib", "growth_mib", "event_to_video_s"):
+        _number(s, "preview_upload", figure)
     # 9. two replicas on PostgreSQL sharing one Choppity budget (when the suite has PostgreSQL)
     if "skipped" not in s["replicas"]:
         for variant in ("postgres", "memory"):
