@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from bot.domain import Capabilities, DraftHome
 from bot.domain.forms import FieldId
-from bot.models import Post, PostVersion, utcnow
+from bot.models import Clip, Post, PostVersion, utcnow
 from bot.providers.base import Provider
 from bot.slack.ids import ActionId, ViewId
 from bot.slack.mrkdwn import unescape
@@ -35,6 +36,7 @@ from tests.fakes.choppity import FakeChoppity
 from tests.fakes.reap import FakeReap
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
+    CHANNEL,
     Greenlight,
     SlackDriver,
     base_env,
@@ -787,3 +789,40 @@ def test_an_edit_replies_with_a_word_diff_and_keeps_every_version(world: World) 
         assert [(v.version, v.source, v.editor, v.content["caption"]) for v in kept] == [
             (1, "provider", None, captions[0]), (2, "slack", "U_ANA", new)]
     assert live_markup_problems(world.fake_slack) == []
+
+
+def test_each_clip_gets_its_video_in_its_thread_exactly_once(world: World, fake_slack: FakeSlack,
+                                                             database_url: str) -> None:
+    """Whatever the provider (a render to wait for, or a file at hand), each clip's video is uploaded once."""
+    world.app.stop()  # this one runs with previews off; the same deployment with them on:
+    app = Greenlight({**world.driver.env(fake_slack, database_url), "CLIP_PREVIEW": "upload"},
+                     clock=world.clock).start()
+    try:
+        ref = world.driver.make_drafts()
+        SlackDriver(app, fake_slack).command(world.driver.import_command(ref))
+        wait_until(lambda: len(cards_in_channel(fake_slack)) == world.driver.drafts, message="the cards")
+        with Session(app.services.engine) as session:
+            clips = len(session.exec(select(Clip)).all())
+
+        last_step = [0.0]
+
+        def uploaded() -> bool:
+            with Session(app.services.engine) as session:
+                states = [c.preview_state for c in session.exec(select(Clip)).all()]
+            if states and all(s == "uploaded" for s in states):
+                return True
+            if time.monotonic() - last_step[0] > 0.5:  # a render takes its time; polls wait 5 s
+                world.clock.offset += timedelta(seconds=6)
+                app.services.runner.wake()
+                last_step[0] = time.monotonic()
+            return False
+
+        wait_until(uploaded, timeout=60, message="every clip's video")
+        app.settle()
+        with Session(app.services.engine) as session:
+            threads = [c.message_ts for c in session.exec(select(Clip)).all()]
+        videos = [[m for m in fake_slack.replies(CHANNEL, ts) if m.files] for ts in threads if ts]
+        assert clips >= 1 and [len(v) for v in videos] == [1] * clips
+        assert len(fake_slack.files()) == clips and all(f.completed and f.size for f in fake_slack.files())
+    finally:
+        app.stop()
