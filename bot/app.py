@@ -158,7 +158,7 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
         make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
         settings, identity, providers, clips, settle_seconds=settle,
     )
-    previews = Previews(engine, delivery.slack, settings, identity, providers, clock=clock)
+    previews = Previews(engine, delivery.slack, settings, identity, providers, delivery.reader, clock=clock)
     replies = SlackReplies(engine, delivery.slack, identity, delivery.pacer, delivery.reader, settle_seconds=settle)
     for handlers in (delivery.handlers(), replies.handlers(), actions.handlers(), intake.handlers(),
                      outcomes.handlers(), previews.handlers()):

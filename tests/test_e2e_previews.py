@@ -142,11 +142,12 @@ def test_a_choppity_clip_is_rendered_and_uploaded_into_its_thread_once(
     assert [j.status for j in jobs(app, PREVIEW_JOB)] == ["done"]
 
 
+@pytest.mark.parametrize("how", ["500", "drop"])
 def test_a_lost_answer_to_the_completing_call_never_shows_the_video_twice(
-    start: Start, fake_slack: FakeSlack, choppity: FakeChoppity, clock: Clock
+    start: Start, fake_slack: FakeSlack, choppity: FakeChoppity, clock: Clock, how: str
 ) -> None:
     # Slack applies files.completeUploadExternal (the video appears) but the answer never arrives.
-    fake_slack.lose_answer_next("files.completeUploadExternal", how="500")
+    fake_slack.lose_answer_next("files.completeUploadExternal", how=how)
     app, slack = start()
     ref = clip_in(app, slack, fake_slack, choppity, platforms=("youtube", "tiktok"))
     row = settled(app, ref, clock)

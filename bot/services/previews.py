@@ -41,7 +41,7 @@ from bot.providers.http import next_delay
 from bot.providers.registry import Providers
 from bot.services.cards import request_clip_sync
 from bot.services.identity import SlackIdentity
-from bot.services.slackio import retry_after, slack_errors
+from bot.services.slackio import ChannelReader, retry_after, slack_errors
 from bot.slack.mrkdwn import safe_url
 
 log = logging.getLogger(__name__)
@@ -99,13 +99,14 @@ class Previews:
     """The job that brings each clip's video into its thread (or links it), once."""
 
     def __init__(self, engine: Engine, slack: WebClient, settings: Settings, identity: SlackIdentity,
-                 providers: Providers, *, http: httpx.Client | None = None,
+                 providers: Providers, reader: ChannelReader, *, http: httpx.Client | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.slack = slack
         self.settings = settings
         self.identity = identity
         self.providers = providers
+        self.reader = reader
         # No credentials on this client: it fetches the provider's signed file URLs and Slack's upload URL.
         self.http = http or httpx.Client(timeout=httpx.Timeout(settings.http_timeout_seconds * 3,
                                                                connect=settings.http_timeout_seconds),
@@ -266,8 +267,7 @@ class Previews:
         if not file_id or clip.thread_ts is None:
             return False
         with slack_errors(self.identity):
-            answer = self.slack.conversations_replies(channel=clip.channel, ts=clip.thread_ts, limit=200)
-        return any(f.get("id") == file_id for m in answer.get("messages") or [] for f in m.get("files") or [])
+            return self.reader.thread_has_file(clip.channel, clip.thread_ts, str(file_id))
 
     def _transfer_failed(self, clip: _Clip, video: Video, reason: str) -> None:
         failures = int(clip.preview.get("failures") or 0) + 1

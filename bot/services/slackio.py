@@ -159,6 +159,22 @@ class ChannelReader:
                 break
         return sorted(found, key=float)
 
+    def thread_has_file(self, channel: str, thread_ts: str, file_id: str) -> bool:
+        """Whether a message of the thread `thread_ts` carries the file `file_id`."""
+        cursor: str | None = None
+        for _ in range(MAX_HISTORY_PAGES):
+            args: dict[str, Any] = {"channel": channel, "ts": thread_ts, "limit": 200}
+            if cursor:
+                args["cursor"] = cursor
+            response = self._call("conversations_replies", **args)
+            for message in response.get("messages") or []:
+                if any(f.get("id") == file_id for f in message.get("files") or []):
+                    return True
+            cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+            if not response.get("has_more") or not cursor:
+                return False
+        return False
+
     def exists(self, channel: str, ts: str, *, thread_ts: str | None = None) -> bool:
         """Whether message `ts` is still there (a top-level message, or a reply of `thread_ts`)."""
         if thread_ts is None:
