@@ -52,7 +52,7 @@ TIMEOUT = 10.0
 # container image); tests/test_doctor.py keeps this equal to the file.
 MANIFEST_BOT_SCOPES = frozenset({
     "chat:write", "chat:write.public", "commands", "users:read", "usergroups:read", "channels:history",
-    "groups:history", "channels:join",
+    "groups:history", "channels:join", "files:write",
 })
 _REINSTALL = ("add the missing scopes to the app (OAuth & Permissions → Scopes, or paste manifest.yml into App Manifest), "
               "then reinstall the app (Install App → Reinstall to Workspace)")
