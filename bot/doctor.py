@@ -54,6 +54,8 @@ MANIFEST_BOT_SCOPES = frozenset({
     "chat:write", "chat:write.public", "commands", "users:read", "usergroups:read", "channels:history",
     "groups:history", "channels:join", "files:write",
 })
+# Scopes only CLIP_PREVIEW=upload uses.
+UPLOAD_SCOPES = frozenset({"files:write"})
 _REINSTALL = ("add the missing scopes to the app (OAuth & Permissions → Scopes, or paste manifest.yml into App Manifest), "
               "then reinstall the app (Install App → Reinstall to Workspace)")
 _TOKEN_FIX = ("copy the Bot User OAuth Token (xoxb-…) from OAuth & Permissions into SLACK_BOT_TOKEN; if the app "
@@ -135,7 +137,10 @@ def slack_checks(settings: Settings, client: WebClient, manifest: Path | None) -
                 f"in {response.get('team')} ({response.get('team_id')})")
     header = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes")
     granted = frozenset(s.strip() for s in str(header or "").split(",") if s.strip())
-    yield _scopes_check(granted, header is not None, *expected_scopes(manifest))
+    expected, source = expected_scopes(manifest)
+    if settings.clip_preview != "upload":
+        expected -= UPLOAD_SCOPES  # only uploading a clip's video needs them
+    yield _scopes_check(granted, header is not None, expected, source)
     yield _channel_check(client, settings.slack_channel_id, granted)
 
 

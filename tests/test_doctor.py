@@ -187,6 +187,15 @@ def test_missing_scopes_are_named(env: dict[str, str], fake_slack: FakeSlack) ->
     assert "reinstall the app" in scopes
 
 
+def test_files_write_is_needed_only_to_upload_clip_videos(env: dict[str, str], fake_slack: FakeSlack) -> None:
+    fake_slack.set_scopes(DEFAULT_SCOPES - {"files:write"})
+    code, output = doctor(env, CLIP_PREVIEW="upload")
+    assert code == 1 and line(output, "Slack scopes").startswith(f"{FAIL} Slack scopes: missing files:write")
+    for mode in ("link", "off"):
+        code, output = doctor(env, CLIP_PREVIEW=mode)
+        assert line(output, "Slack scopes").startswith(f"{OK} Slack scopes"), output
+
+
 def test_channel_not_found(env: dict[str, str]) -> None:
     code, output = doctor(env, SLACK_CHANNEL_ID="C0NOSUCH")
     assert code == 1
