@@ -321,3 +321,40 @@ def test_a_200_mb_video_is_streamed_not_held_in_memory(
         growth_mib = (peak_rss_kib(app.pid) - before) / 1024
         print(f"peak memory grew by {growth_mib:.1f} MiB uploading a 200 MB video")  # noqa: T201
         assert growth_mib < 30, f"peak memory grew by {growth_mib:.1f} MiB"
+
+
+# -- upgrading ------------------------------------------------------------------------------------------
+
+
+def test_clips_carded_before_previews_get_their_video_after_the_upgrade(
+    fake_slack: FakeSlack, choppity: FakeChoppity, tmp_path: Path, clock: Clock
+) -> None:
+    """A clip row left "pending" by a release without previews gets its job from migration 0007."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from bot.db import MIGRATIONS_DIR, make_engine
+
+    url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection_engine"] = engine
+    command.upgrade(cfg, "0006")
+    ref = choppity.add_clip(platforms=("youtube",))
+    with engine.begin() as conn:  # what the earlier release left: a clip whose preview never starts
+        conn.execute(text("INSERT INTO clip (provider, ref, preview_state, preview, created_at, updated_at) "
+                          "VALUES ('choppity', :ref, 'pending', '{}', '2026-11-30 10:00:00', '2026-11-30 10:00:00')"),
+                     {"ref": ref})
+    engine.dispose()
+
+    app = Greenlight(base_env(fake_slack, choppity, url, CLIP_PREVIEW="upload"), clock=clock).start()
+    try:
+        SlackDriver(app, fake_slack).command(f"clip {ref}")  # its draft is carded into the clip's thread
+        wait_until(lambda: len(cards_in_channel(fake_slack)) == 1, message="the card")
+        row = settled(app, ref, clock)
+        assert row.preview_state == PreviewState.UPLOADED.value
+        assert len(videos_in_thread(fake_slack, row)) == 1
+    finally:
+        app.stop()
