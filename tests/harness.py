@@ -147,6 +147,8 @@ class Greenlight:
 
     def settle(self, timeout: float = 15.0) -> None:
         """Wait until no job is due or running (the app has finished reacting)."""
+        from datetime import timedelta
+
         from sqlmodel import Session, col, select
 
         from bot.models import Job, utcnow
@@ -156,10 +158,12 @@ class Greenlight:
         idle_seen = 0
         while True:
             with Session(engine) as session:
+                # A job due within half a second is part of the reaction (a card waiting a moment
+                # for its clip's message goes back to the queue briefly).
                 busy = session.exec(
                     select(Job.id).where(
                         col(Job.status).in_(("pending", "running")),
-                        Job.run_at <= utcnow(),
+                        Job.run_at <= utcnow() + timedelta(seconds=0.5),
                     )
                 ).first()
             if busy is None:

@@ -102,6 +102,10 @@ def clip_slot(clip_id: int) -> Slot:
                 "clip")
 
 
+# How long a card waits for its clip's message while another worker is posting it.
+CLIP_MESSAGE_WAIT_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class _Target:
     """Where a message goes and what it says, read from the database before any Slack call."""
@@ -198,24 +202,29 @@ class SlackDelivery:
                 request_clip_sync(session, clip_id)
 
     def _await_clip_message(self, clip_id: int) -> str:
-        """The ts of the clip's message, which the card's thread hangs off; waits briefly while it is posted.
+        """The ts of the clip's message, which the card's thread hangs off.
 
-        Only the clip's own job posts it (one poster, so one message); a card arriving first waits
-        for it here, a moment, rather than going back to the queue.
+        Only the clip's own job posts it (one poster, so one message). While another worker is
+        posting it right now, the card waits a moment for it here; otherwise the card goes back to
+        the queue at once (its clip's job, queued first, goes ahead of it). A worker never sits on a
+        card for long: in a burst of clips every worker would be waiting for messages none of them
+        is free to post.
         """
-        deadline = time.monotonic() + max(2.0, 2 * self.settle_seconds)
+        deadline = time.monotonic() + CLIP_MESSAGE_WAIT_SECONDS
         while True:
             with session_scope(self.engine) as session:
                 clip = session.get(Clip, clip_id)
                 if clip is not None and clip.message_ts is not None:
                     return clip.message_ts
-                pending = session.exec(select(Job.id).where(
-                    Job.dedupe_key == f"clip:{clip_id}", col(Job.status).in_(("pending", "running")))).first()
-                if pending is None:
+                statuses = session.exec(select(Job.status).where(
+                    Job.dedupe_key == f"clip:{clip_id}", col(Job.status).in_(("pending", "running")))).all()
+                if not statuses:
                     request_clip_sync(session, clip_id)
-            if time.monotonic() > deadline:
-                raise Retry("the clip's message isn't in the channel yet", 1.0)
-            time.sleep(0.05)
+            if "running" in statuses and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            # Back to the queue: the clip's job, queued ahead of it, goes first (higher priority).
+            raise Retry("the clip's message isn't in the channel yet", 0.2)
 
     def _deliver_card(self, slot: Slot, card: Card, channel: str, ts: str | None, thread_ts: str | None) -> None:
         for compact in (card.compact, True):
