@@ -11,6 +11,7 @@ import http.client
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.error import URLError
@@ -64,49 +65,58 @@ def outcome_unknown(exc: BaseException) -> bool:
     return isinstance(exc, OSError | URLError | http.client.HTTPException | TimeoutError)
 
 
+# Pacing ends once a channel has gone this long without a 429 or a paced post: while a burst keeps
+# the channel busy, it stays paced (lapsing mid-burst only buys another 429).
+PACE_LAPSE = 60.0
+
+
 class Pacer:
     """Per-channel pacing of chat.postMessage after a 429, shared by this process's workers.
 
     Slack allows about one message per second per channel. Bouncing off the limit costs a 429 per
     card; pacing at the rate Slack told us keeps a burst flowing at the allowed rate. Pacing lapses
-    a minute after the last 429.
+    when the channel has had neither a 429 nor a paced post for PACE_LAPSE seconds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._paused_until: dict[str, float] = {}
         self._pace: dict[str, float] = {}
         self._last_limited: dict[str, float] = {}
+        self._last_paced: dict[str, float] = {}
         self._next_slot: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def pause(self, key: str, seconds: float) -> None:
         """Nothing goes out under `key` for `seconds`."""
         with self._lock:
-            self._paused_until[key] = max(self._paused_until.get(key, 0.0), time.monotonic() + seconds)
+            self._paused_until[key] = max(self._paused_until.get(key, 0.0), self._clock() + seconds)
 
     def paused_for(self, key: str) -> float:
         """Seconds left of a pause."""
         with self._lock:
-            return max(0.0, self._paused_until.get(key, 0.0) - time.monotonic())
+            return max(0.0, self._paused_until.get(key, 0.0) - self._clock())
 
     def reserve(self, channel: str) -> float:
         """Take a posting slot in `channel` (returns 0), or say how long to wait for one."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             pace = self._pace.get(channel, 0.0)
-            if pace <= 0 or now - self._last_limited.get(channel, 0.0) > 60.0:
+            busy_until = max(self._last_limited.get(channel, 0.0), self._last_paced.get(channel, 0.0)) + PACE_LAPSE
+            if pace <= 0 or now > busy_until:
                 self._pace.pop(channel, None)
                 return max(0.0, self._paused_until.get(channel, 0.0) - now)
             slot = max(now, self._next_slot.get(channel, 0.0), self._paused_until.get(channel, 0.0))
             if slot > now:
                 return slot - now
             self._next_slot[channel] = now + pace
+            self._last_paced[channel] = now
             return 0.0
 
     def limited(self, channel: str, wait: float) -> None:
         """Slack said 429 for `channel`: wait, then pace at that interval."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._pace[channel] = max(0.5, min(wait, 5.0))
             self._last_limited[channel] = now
             self._paused_until[channel] = max(self._paused_until.get(channel, 0.0), now + wait)
