@@ -156,7 +156,7 @@ def build_services(settings: Settings, engine: Engine, *, clock: Clock = utcnow)
         # No automatic retry of a reset connection: a chat.postMessage may have been stored, and
         # only the delivery protocol (look in the history first) may decide to post again.
         make_slack_client(settings, timeout=settings.slack_timeout_seconds, retry_connection_errors=False),
-        settings, identity, providers, clips, settle_seconds=settle,
+        settings, identity, providers, clips, settle_seconds=settle, clock=clock,
     )
     previews = Previews(engine, delivery.slack, settings, identity, providers, delivery.reader, clock=clock)
     replies = SlackReplies(engine, delivery.slack, identity, delivery.pacer, delivery.reader, settle_seconds=settle)

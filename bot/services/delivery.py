@@ -104,6 +104,8 @@ def clip_slot(clip_id: int) -> Slot:
 
 # How long a card waits for its clip's message while another worker is posting it.
 CLIP_MESSAGE_WAIT_SECONDS = 2.0
+# The longest a card goes back to the queue for while its clip's message is put off.
+MAX_CLIP_WAIT = 300.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ class SlackDelivery:
     """Job handlers that post and update clip messages and cards."""
 
     def __init__(self, engine: Engine, slack: WebClient, settings: Settings, identity: SlackIdentity,
-                 providers: Providers, clips: ClipService, *, settle_seconds: float = SETTLE_SECONDS) -> None:
+                 providers: Providers, clips: ClipService, *, settle_seconds: float = SETTLE_SECONDS,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.slack = slack
         self.settings = settings
@@ -130,6 +133,8 @@ class SlackDelivery:
         self.providers = providers
         self.clips = clips
         self.settle_seconds = settle_seconds
+        # The job queue's clock: when the clip's own job is due, in the queue's time.
+        self.clock = clock
         self.pacer = Pacer()
         self.reader = ChannelReader(slack)
         self.ratelimited = 0
@@ -216,15 +221,18 @@ class SlackDelivery:
                 clip = session.get(Clip, clip_id)
                 if clip is not None and clip.message_ts is not None:
                     return clip.message_ts
-                statuses = session.exec(select(Job.status).where(
+                queued = session.exec(select(Job.status, Job.run_at).where(
                     Job.dedupe_key == f"clip:{clip_id}", col(Job.status).in_(("pending", "running")))).all()
-                if not statuses:
+                if not queued:
                     request_clip_sync(session, clip_id)
-            if "running" in statuses and time.monotonic() < deadline:
+            if any(status == "running" for status, _ in queued) and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            # Back to the queue: the clip's job, queued ahead of it, goes first (higher priority).
-            raise Retry("the clip's message isn't in the channel yet", 0.2)
+            # Back to the queue, until the clip's job is due (it goes first: higher priority). A clip
+            # job put off for a while (Slack's Retry-After, a refused token) holds its cards as long.
+            due = min((run_at for status, run_at in queued if status == "pending"), default=None)
+            wait = (due - self.clock()).total_seconds() if due is not None else 0.0
+            raise Retry("the clip's message isn't in the channel yet", min(MAX_CLIP_WAIT, max(0.2, wait + 0.1)))
 
     def _deliver_card(self, slot: Slot, card: Card, channel: str, ts: str | None, thread_ts: str | None) -> None:
         for compact in (card.compact, True):
