@@ -36,7 +36,7 @@ from bot.models import Clip, Post, utcnow
 from bot.providers.registry import Providers
 from bot.services.cards import request_clip_sync
 from bot.services.feedback import change_request_of
-from bot.services.previews import request_preview
+from bot.services.previews import parse_time, request_preview
 from bot.services.review import Review
 from bot.services.state import provider_post
 from bot.slack import notices
@@ -115,13 +115,6 @@ def clip_posts(session: Session, clip: Clip) -> list[Post]:
     return sorted(rows, key=lambda p: (order.get(Platform(p.platform), 99), p.id or 0))
 
 
-def _when(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 class ClipService:
     """Clip summaries and the actions on every draft of a clip."""
 
@@ -157,7 +150,7 @@ class ClipService:
                           scale=clip.score_scale),
             entries=tuple(entries), preview_state=PreviewState(clip.preview_state),
             preview_note=preview.get("note"), preview_link=preview.get("link"),
-            preview_expires=_when(preview.get("expires_at")),
+            preview_expires=parse_time(preview.get("expires_at")),
         )
 
     def heading(self, clip_id: int) -> str:

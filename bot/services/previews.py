@@ -150,7 +150,7 @@ class Previews:
         if provider is None:
             self._settle(clip, PreviewState.FAILED, note=f"{clip.provider} is no longer set up in Greenlight")
             return None
-        started = _parse_time(clip.preview.get("started_at"))
+        started = parse_time(clip.preview.get("started_at"))
         if started is None:
             started = self.clock()
             self._update(clip, {"started_at": started.isoformat()})
@@ -335,7 +335,8 @@ class Previews:
             log.info("clip %s: preview %s (%s)", clip.id, state.value, note)
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A datetime the preview job stored as ISO text, or None."""
     if not isinstance(value, str):
         return None
     try:
